@@ -1,0 +1,154 @@
+"""Settings, read from ``SIGWATCH_*`` environment variables and an optional ``.env`` file.
+
+Settings are built by :func:`load_settings` at the edge (the CLI, the app factory) and passed in;
+nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sigwatch.errors import ConfigError
+
+SECRET_KEY_FILE = "secret_key"
+
+
+class Settings(BaseSettings):
+    """Every setting of sigwatch, with its type, default and a one-line description."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SIGWATCH_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Field(Path("./data"), description="Directory for the SQLite file and keys.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy async URL; default: SQLite file sigwatch.db in the data dir."
+    )
+    redis_url: str | None = Field(
+        None, description="Redis URL for the live bus and rate limits; unset: in process."
+    )
+    secret_key: SecretStr | None = Field(
+        None, description="Key that signs tokens; unset: generated once into the data dir (0600)."
+    )
+    allow_private_urls: bool = Field(
+        False, description="Let sources fetch private, loopback and link-local addresses."
+    )
+    fetch_timeout_s: float = Field(20.0, gt=0, description="Timeout of one outbound request.")
+    max_response_bytes: int = Field(
+        10_000_000, gt=0, description="Largest response body a source may download."
+    )
+    max_redirects: int = Field(5, ge=0, description="Redirects followed per outbound request.")
+    user_agent: str = Field(
+        "sigwatch/0.1 (+https://github.com/sigwatch/sigwatch; self-hosted signal monitor)",
+        description="User-Agent header of outbound requests.",
+    )
+    poll_interval_s: int = Field(300, ge=10, description="Default poll interval of a new source.")
+    max_backoff_s: int = Field(
+        6 * 3600, ge=60, description="Longest delay before retrying a failing source."
+    )
+    lease_s: int = Field(120, ge=5, description="How long a worker holds a claimed source.")
+    worker_concurrency: int = Field(4, ge=1, description="Sources polled at once per worker.")
+    shutdown_grace_s: float = Field(
+        20.0, ge=0, description="On SIGTERM, how long in-flight polls may take to finish."
+    )
+    access_token_ttl_s: int = Field(900, ge=60, description="Lifetime of a JWT access token.")
+    refresh_token_ttl_s: int = Field(
+        14 * 86400, ge=300, description="Lifetime of a JWT refresh token."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest log level written."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="Log format; auto: readable on a terminal, JSON otherwise."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if value.startswith(("postgres://", "postgresql://")):
+            # Users paste libpq URLs; sigwatch talks to PostgreSQL through asyncpg.
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
+                "(for example postgresql+asyncpg://user@127.0.0.1:5432/sigwatch)"
+            )
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL in use: the configured one or the SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'sigwatch.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the database is SQLite."""
+        return self.effective_database_url.startswith("sqlite")
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings with every secret masked, for display."""
+        shown: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "********" if value.get_secret_value() else None
+            elif name in ("database_url", "redis_url") and value:
+                value = mask_url_password(value)
+            elif isinstance(value, Path):
+                value = str(value)
+            shown[name] = value
+        shown["database_url"] = mask_url_password(self.effective_database_url)
+        return shown
+
+
+def mask_url_password(url: str) -> str:
+    """Replace the password in ``scheme://user:password@host`` with asterisks."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    if ":" in credentials:
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:********@{host}"
+    return url
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment and ``.env``; keyword overrides win."""
+    try:
+        return Settings(**overrides)
+    except ValueError as exc:
+        raise ConfigError(
+            f"invalid settings: {exc}. Fix the SIGWATCH_* variable named above."
+        ) from exc
+
+
+def ensure_secret_key(settings: Settings) -> str:
+    """Return the signing key: the configured one, or the one kept in the data dir (made once)."""
+    if settings.secret_key is not None:
+        key = settings.secret_key.get_secret_value()
+        if len(key) < 32:
+            raise ConfigError(
+                "SIGWATCH_SECRET_KEY is shorter than 32 characters; generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+            )
+        return key
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / SECRET_KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key

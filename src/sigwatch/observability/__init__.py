@@ -1,0 +1,1 @@
+"""Logging, metrics and health: the foundations every stage may use."""
