@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Literal
+import ipaddress
+import json
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sigwatch.errors import ConfigError
 
@@ -38,6 +40,10 @@ class Settings(BaseSettings):
     )
     allow_private_urls: bool = Field(
         False, description="Let sources fetch private, loopback and link-local addresses."
+    )
+    allowed_private_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs sources may fetch even though private, e.g. 192.168.1.0/24.",
     )
     fetch_timeout_s: float = Field(20.0, gt=0, description="Timeout of one outbound request.")
     max_response_bytes: int = Field(
@@ -81,6 +87,27 @@ class Settings(BaseSettings):
                 "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
                 "(for example postgresql+asyncpg://user@127.0.0.1:5432/sigwatch)"
             )
+        return value
+
+    @field_validator("allowed_private_networks", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: Any) -> Any:
+        # NoDecode hands the raw env string over, so both a JSON list and "a, b" are accepted.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                value = json.loads(text)
+            else:
+                value = [part for part in (p.strip() for p in text.split(",")) if part]
+        if isinstance(value, list):
+            for item in value:
+                try:
+                    ipaddress.ip_network(str(item).strip(), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"{item!r} is not a network; give CIDRs such as 192.168.1.0/24 or fd00::/8"
+                    ) from None
+            return [str(item).strip() for item in value]
         return value
 
     @property

@@ -8,6 +8,7 @@
     │   ├── FetchError         the network answer was unusable (timeout, status, size)
     │   │   └── BlockedAddress the SSRF guard refused the destination
     │   └── ParseError         the body could not be understood
+    ├── InvalidInput           a request field is wrong (names the field)
     ├── NotFound               an id names nothing
     ├── Conflict               the change clashes with existing data
     ├── AuthError              credentials are missing or wrong
@@ -42,6 +43,15 @@ class BlockedAddress(FetchError):
 
 class ParseError(SourceError):
     """The body was fetched but could not be parsed into posts."""
+
+
+class InvalidInput(SigwatchError):
+    """A field of the caller's input is invalid; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
 
 
 class NotFound(SigwatchError):

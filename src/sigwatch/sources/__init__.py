@@ -1,1 +1,1 @@
-"""Source kinds: each module fetches one kind of source and returns posts; none touches the database."""
+"""Source kinds: each fetches one kind of source and returns posts; none touches the database."""

@@ -1,0 +1,38 @@
+"""Keyset pagination: opaque cursors and the page every list returns."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sigwatch.errors import InvalidInput
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Page(Generic[T]):
+    """One page of a list and the cursor of the next page (None on the last)."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(*values: Any) -> str:
+    """Pack the sort key of the last item into an opaque, URL-safe cursor."""
+    raw = json.dumps(values, separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, arity: int) -> list[Any]:
+    """Unpack a cursor made by encode_cursor, or raise InvalidInput naming the field."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("cursor", "not a cursor returned by this API") from None
+    if not isinstance(values, list) or len(values) != arity:
+        raise InvalidInput("cursor", "not a cursor returned by this API")
+    return values

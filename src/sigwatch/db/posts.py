@@ -1,0 +1,238 @@
+"""The post archive: idempotent batched storage, listing with filters, and full-text search."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, func, literal_column, or_, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sigwatch.db.models import Post, Source
+from sigwatch.db.pagination import Page, decode_cursor, encode_cursor
+from sigwatch.db.types import utcnow
+from sigwatch.errors import InvalidInput, NotFound
+from sigwatch.sources.base import CollectedPost
+
+#: Rows per INSERT statement; large enough to amortise round trips, small enough for SQLite's
+#: variable limit (13 columns x 500 rows stays under 32,766).
+STORE_CHUNK = 500
+
+_UPDATABLE = (
+    "url",
+    "author",
+    "title",
+    "text",
+    "html",
+    "published_at",
+    "content_hash",
+    "metrics",
+    "raw",
+)
+
+
+@dataclass(slots=True)
+class StoreResult:
+    """Which posts a batch added or changed; unchanged re-polled posts are only counted."""
+
+    new_ids: list[int] = field(default_factory=list)
+    updated_ids: list[int] = field(default_factory=list)
+    unchanged: int = 0
+
+
+def content_hash(post: CollectedPost) -> str:
+    """A digest of what a reader sees of a post; a change of it makes a stored post 'updated'."""
+    digest = hashlib.sha256()
+    for part in (post.title, post.text, post.url, post.author, post.html):
+        digest.update((part or "").encode("utf-8", "surrogatepass"))
+        digest.update(b"\x1f")
+    return digest.hexdigest()
+
+
+def _row(source_id: int, post: CollectedPost, collected_at: datetime) -> dict[str, Any]:
+    return {
+        "source_id": source_id,
+        "external_id": post.external_id,
+        "url": post.url,
+        "author": post.author,
+        "title": post.title,
+        "text": post.text,
+        "html": post.html,
+        # A post without a date sorts by when it was first seen, as feed readers do.
+        "published_at": post.published_at or collected_at,
+        "collected_at": collected_at,
+        "content_hash": content_hash(post),
+        "metrics": post.metrics,
+        "raw": post.raw,
+    }
+
+
+async def store_posts(
+    session: AsyncSession,
+    source_id: int,
+    posts: Sequence[CollectedPost],
+    *,
+    collected_at: datetime | None = None,
+) -> StoreResult:
+    """Insert new posts and update changed ones in batches; re-polled unchanged posts are skipped.
+
+    One upsert per chunk: ``ON CONFLICT (source_id, external_id) DO UPDATE ... WHERE`` the content
+    hash differs, returning only the rows it wrote. A returned row whose ``collected_at`` is this
+    batch's timestamp was inserted; any other returned row was an update of an older post.
+    """
+    collected_at = collected_at or utcnow()
+    # The last occurrence of an id in a batch wins, as a later entry of a feed is its newer copy.
+    unique: dict[str, CollectedPost] = {}
+    for post in posts:
+        unique[post.external_id] = post
+    result = StoreResult()
+    if not unique:
+        return result
+    rows = [_row(source_id, post, collected_at) for post in unique.values()]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    connection = await session.connection()
+    for start in range(0, len(rows), STORE_CHUNK):
+        chunk = rows[start : start + STORE_CHUNK]
+        statement = insert(Post).values(chunk)
+        excluded = statement.excluded
+        statement = statement.on_conflict_do_update(
+            index_elements=[Post.source_id, Post.external_id],
+            set_={name: excluded[name] for name in _UPDATABLE},
+            where=Post.content_hash != excluded.content_hash,
+        ).returning(Post.id, Post.collected_at)
+        written = (await connection.execute(statement)).all()
+        for post_id, row_collected_at in written:
+            if row_collected_at == collected_at:
+                result.new_ids.append(post_id)
+            else:
+                result.updated_ids.append(post_id)
+        result.unchanged += len(chunk) - len(written)
+    return result
+
+
+def _fts_match(q: str) -> str:
+    """Turn free text into an FTS5 query that ANDs its words, with no FTS syntax let through."""
+    words = re.findall(r"\w+", q)
+    if not words:
+        raise InvalidInput("q", "give at least one word to search for")
+    return " ".join(f'"{word}"' for word in words)
+
+
+def _filtered(
+    statement: Select[Any],
+    dialect: str,
+    *,
+    owner_id: int | None,
+    source_id: int | None,
+    author: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    q: str | None,
+) -> Select[Any]:
+    if owner_id is not None:
+        statement = statement.join(Source, Source.id == Post.source_id).where(
+            Source.owner_id == owner_id
+        )
+    if source_id is not None:
+        statement = statement.where(Post.source_id == source_id)
+    if author is not None:
+        statement = statement.where(Post.author == author)
+    if since is not None:
+        statement = statement.where(Post.published_at >= since)
+    if until is not None:
+        statement = statement.where(Post.published_at < until)
+    if q is not None:
+        if dialect == "postgresql":
+            if not re.search(r"\w", q):
+                raise InvalidInput("q", "give at least one word to search for")
+            statement = statement.where(
+                literal_column("posts.search_vector").op("@@")(
+                    text("plainto_tsquery('simple', :q)").bindparams(q=q)
+                )
+            )
+        else:
+            statement = statement.where(
+                Post.id.in_(
+                    text("SELECT rowid FROM posts_fts WHERE posts_fts MATCH :match").bindparams(
+                        match=_fts_match(q)
+                    )
+                )
+            )
+    return statement
+
+
+async def list_posts(
+    session: AsyncSession,
+    *,
+    owner_id: int | None,
+    source_id: int | None = None,
+    author: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    q: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page[Post]:
+    """Posts newest first, filtered; ``owner_id`` limits to that user's sources (None: all)."""
+    if not 1 <= limit <= 1000:
+        raise InvalidInput("limit", "must be between 1 and 1000")
+    dialect = session.get_bind().dialect.name
+    statement = _filtered(
+        select(Post),
+        dialect,
+        owner_id=owner_id,
+        source_id=source_id,
+        author=author,
+        since=since,
+        until=until,
+        q=q,
+    )
+    if cursor is not None:
+        published, post_id = decode_cursor(cursor, 2)
+        try:
+            after = datetime.fromisoformat(published)
+            post_id = int(post_id)
+        except (TypeError, ValueError):
+            raise InvalidInput("cursor", "not a cursor returned by this API") from None
+        statement = statement.where(
+            or_(
+                Post.published_at < after,
+                and_(Post.published_at == after, Post.id < post_id),
+            )
+        )
+    statement = statement.order_by(Post.published_at.desc(), Post.id.desc()).limit(limit + 1)
+    items = list((await session.scalars(statement)).all())
+    next_cursor = None
+    if len(items) > limit:
+        items = items[:limit]
+        last = items[-1]
+        assert last.published_at is not None
+        next_cursor = encode_cursor(last.published_at.isoformat(), last.id)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+async def get_post(session: AsyncSession, post_id: int, *, owner_id: int | None) -> Post:
+    """One post, if visible to ``owner_id`` (None: any)."""
+    statement = select(Post).where(Post.id == post_id)
+    if owner_id is not None:
+        statement = statement.join(Source, Source.id == Post.source_id).where(
+            Source.owner_id == owner_id
+        )
+    post = (await session.scalars(statement)).first()
+    if post is None:
+        raise NotFound(f"post {post_id} does not exist")
+    return post
+
+
+async def count_posts(session: AsyncSession, *, source_id: int | None = None) -> int:
+    """How many posts are stored, in all or for one source."""
+    statement = select(func.count()).select_from(Post)
+    if source_id is not None:
+        statement = statement.where(Post.source_id == source_id)
+    return int((await session.scalar(statement)) or 0)

@@ -1,0 +1,192 @@
+"""Due work: claiming sources with a lease, and recording each poll's outcome on the source.
+
+On PostgreSQL the claim is ``FOR UPDATE SKIP LOCKED``, so concurrent workers never claim the same
+source; on SQLite the single writer serialises the claim. A lease that expires (its worker died)
+makes the source claimable again, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sigwatch.db.models import Source
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedSource:
+    """A snapshot of a claimed source: what a worker needs to poll it, detached from the session."""
+
+    id: int
+    kind: str
+    name: str
+    config: dict[str, Any]
+    state: dict[str, Any]
+    poll_interval_s: int
+    consecutive_failures: int
+    lease_expires_at: datetime
+
+
+def _claimable(now: datetime) -> Any:
+    return or_(Source.lease_expires_at.is_(None), Source.lease_expires_at < now)
+
+
+async def claim_due_sources(
+    session: AsyncSession,
+    *,
+    worker_id: str,
+    now: datetime,
+    lease_s: int,
+    limit: int,
+    source_ids: list[int] | None = None,
+    due_only: bool = True,
+) -> list[ClaimedSource]:
+    """Lease up to ``limit`` unleased enabled sources to ``worker_id``.
+
+    By default only due sources; ``due_only=False`` takes them whether due or not (a run asked for
+    now), and ``source_ids`` narrows the choice to those sources.
+    """
+    if limit <= 0:
+        return []
+    candidates = select(Source.id).where(Source.enabled.is_(True), _claimable(now))
+    if due_only:
+        candidates = candidates.where(Source.next_poll_at <= now)
+    if source_ids is not None:
+        candidates = candidates.where(Source.id.in_(source_ids))
+    candidates = candidates.order_by(Source.next_poll_at, Source.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    expires = now + timedelta(seconds=lease_s)
+    statement = (
+        update(Source)
+        .where(Source.id.in_(candidates.scalar_subquery()), _claimable(now))
+        .values(lease_owner=worker_id, lease_expires_at=expires, last_polled_at=now)
+        .returning(
+            Source.id,
+            Source.kind,
+            Source.name,
+            Source.config,
+            Source.state,
+            Source.poll_interval_s,
+            Source.consecutive_failures,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    rows = (await session.execute(statement)).all()
+    return [
+        ClaimedSource(
+            id=row.id,
+            kind=row.kind,
+            name=row.name,
+            config=dict(row.config or {}),
+            state=dict(row.state or {}),
+            poll_interval_s=row.poll_interval_s,
+            consecutive_failures=row.consecutive_failures,
+            lease_expires_at=expires,
+        )
+        for row in sorted(rows, key=lambda r: r.id)
+    ]
+
+
+async def count_due_sources(session: AsyncSession, *, now: datetime) -> int:
+    """How many enabled sources are due and unclaimed."""
+    statement = (
+        select(func.count())
+        .select_from(Source)
+        .where(Source.enabled.is_(True), Source.next_poll_at <= now, _claimable(now))
+    )
+    return int((await session.scalar(statement)) or 0)
+
+
+def backoff_delay_s(interval_s: int, failures: int, max_backoff_s: int) -> float:
+    """Delay before retrying after ``failures`` failures in a row: doubling, jittered."""
+    base = min(float(max_backoff_s), interval_s * 2.0 ** max(0, min(failures, 20) - 1))
+    # +-10% jitter so sources that failed together do not retry in lockstep.
+    return base * random.uniform(0.9, 1.1)
+
+
+def _owned(source_id: int, worker_id: str) -> Any:
+    return and_(Source.id == source_id, Source.lease_owner == worker_id)
+
+
+async def record_poll_success(
+    session: AsyncSession,
+    source_id: int,
+    *,
+    worker_id: str,
+    now: datetime,
+    state: dict[str, Any],
+    interval_s: int,
+    warning: str | None = None,
+) -> bool:
+    """Store the new fetch state, clear failures, schedule the next poll and free the lease.
+
+    A warning (for example a feed that was only partly parseable) is kept as the source's last
+    error without counting as a failure. Returns False when the lease was lost meanwhile.
+    """
+    values: dict[str, Any] = {
+        "state": state,
+        "last_success_at": now,
+        "consecutive_failures": 0,
+        "next_poll_at": now + timedelta(seconds=interval_s),
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+    if warning is not None:
+        values |= {"last_error": warning, "last_error_at": now}
+    else:
+        values["last_error"] = None
+    result = await session.execute(
+        update(Source)
+        .where(_owned(source_id, worker_id))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def record_poll_failure(
+    session: AsyncSession,
+    source_id: int,
+    *,
+    worker_id: str,
+    now: datetime,
+    error: str,
+    interval_s: int,
+    failures_before: int,
+    max_backoff_s: int,
+) -> datetime:
+    """Keep the error, count the failure, back off exponentially and free the lease."""
+    failures = failures_before + 1
+    next_poll_at = now + timedelta(seconds=backoff_delay_s(interval_s, failures, max_backoff_s))
+    await session.execute(
+        update(Source)
+        .where(_owned(source_id, worker_id))
+        .values(
+            last_error=error,
+            last_error_at=now,
+            consecutive_failures=failures,
+            next_poll_at=next_poll_at,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return next_poll_at
+
+
+async def release_leases(session: AsyncSession, *, worker_id: str) -> list[int]:
+    """Free every lease ``worker_id`` still holds (on shutdown); returns the released sources."""
+    rows = await session.execute(
+        update(Source)
+        .where(Source.lease_owner == worker_id)
+        .values(lease_owner=None, lease_expires_at=None)
+        .returning(Source.id)
+        .execution_options(synchronize_session=False)
+    )
+    return [int(row[0]) for row in rows]

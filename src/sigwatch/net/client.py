@@ -1,0 +1,287 @@
+"""The one outbound HTTP client: a timeout, a size cap and the SSRF guard on every request.
+
+Redirects are followed here, one hop at a time, so each hop's destination goes through the guard
+and the scheme check again; httpx's own redirect following is switched off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+import structlog
+
+from sigwatch.errors import FetchError, SigwatchError
+from sigwatch.net.guard import AddressPolicy, guarded_transport
+
+if TYPE_CHECKING:
+    from sigwatch.config import Settings
+
+log = structlog.get_logger(__name__)
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Headers a caller may attach for one origin that must not follow a redirect to another.
+_ORIGIN_BOUND_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+_SECRET_NAME = re.compile(
+    r"token|key|secret|passw|pwd|auth|sig|session|credential|bearer|jwt|hash|code", re.I
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedResponse:
+    """A successful (2xx or 304) answer: final URL after redirects, status, headers and body."""
+
+    url: str
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+
+class OutboundClient:
+    """Fetches URLs with a timeout, a response-size cap, checked redirects and the SSRF guard."""
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float,
+        max_response_bytes: int,
+        max_redirects: int,
+        user_agent: str,
+        allow_private: bool = False,
+        allowed_networks: Sequence[str] = (),
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.timeout_s = timeout_s
+        self.max_response_bytes = max_response_bytes
+        self.max_redirects = max_redirects
+        # A transport passed in stands for a service beyond this machine (tests with recorded
+        # responses), so the guard, which only makes sense for real sockets, is not installed.
+        if transport is None:
+            policy = AddressPolicy(allow_private=allow_private, allowed_networks=allowed_networks)
+            transport = guarded_transport(policy)
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(timeout_s),
+            follow_redirects=False,
+            # No proxies or .netrc from the environment: a proxy would be dialled instead of the
+            # checked address, and credentials must not be attached behind the operator's back.
+            trust_env=False,
+            headers={"User-Agent": user_agent},
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OutboundClient:
+        """Build the client from the fetch settings (timeout, size cap, redirects, guard)."""
+        return cls(
+            timeout_s=settings.fetch_timeout_s,
+            max_response_bytes=settings.max_response_bytes,
+            max_redirects=settings.max_redirects,
+            user_agent=settings.user_agent,
+            allow_private=settings.allow_private_urls,
+            allowed_networks=settings.allowed_private_networks,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close pooled connections; the client cannot be used afterwards."""
+        await self._client.aclose()
+
+    async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> FetchedResponse:
+        """GET ``url`` following redirects; return 2xx/304 answers, raise FetchError otherwise."""
+        try:
+            # httpx's timeout bounds each connect/read; this bounds the whole fetch, so a server
+            # that trickles a byte every few seconds cannot hold a worker forever.
+            async with asyncio.timeout(self.timeout_s):
+                return await self._follow(url, dict(headers or {}))
+        except TimeoutError:
+            raise self._timeout_error(url) from None
+
+    async def _follow(self, url: str, headers: dict[str, str]) -> FetchedResponse:
+        current = _checked_url(url)
+        for redirects in range(self.max_redirects + 1):
+            next_url = await self._request(current, headers)
+            if isinstance(next_url, FetchedResponse):
+                return next_url
+            if redirects == self.max_redirects:
+                break
+            if (next_url.scheme, next_url.host, next_url.port) != (
+                current.scheme,
+                current.host,
+                current.port,
+            ):
+                headers = {k: v for k, v in headers.items() if k.lower() not in _ORIGIN_BOUND_HEADERS}
+            current = next_url
+        raise FetchError(
+            f"too many redirects fetching {redact_url(url)}: stopped after {self.max_redirects} "
+            "(a redirect loop?); use the final URL directly or raise SIGWATCH_MAX_REDIRECTS"
+        )
+
+    async def _request(self, url: httpx.URL, headers: dict[str, str]) -> FetchedResponse | httpx.URL:
+        """One hop: the final answer, or the URL a redirect points to."""
+        shown = redact_url(str(url))
+        started = time.monotonic()
+        try:
+            async with self._client.stream("GET", url, headers=headers) as response:
+                log.debug(
+                    "outbound request",
+                    method="GET",
+                    url=shown,
+                    status=response.status_code,
+                    duration_ms=round((time.monotonic() - started) * 1000),
+                )
+                status = response.status_code
+                if status in REDIRECT_STATUSES:
+                    location = response.headers.get("location")
+                    if not location:
+                        raise FetchError(
+                            f"HTTP {status} redirect without a Location header from {shown}: "
+                            "use the final URL of the feed instead"
+                        )
+                    try:
+                        return _checked_url(url.join(location.strip()))
+                    except httpx.InvalidURL as exc:
+                        raise FetchError(
+                            f"{shown} redirected to an invalid URL ({exc}): "
+                            "use the final URL of the feed instead"
+                        ) from None
+                if not (200 <= status < 300 or status == 304):
+                    raise _status_error(status, response.reason_phrase, shown)
+                body = await self._read_capped(response, shown)
+                return FetchedResponse(
+                    url=str(response.url), status=status, headers=response.headers, body=body
+                )
+        except SigwatchError:
+            raise
+        except httpx.TimeoutException:
+            log.debug("outbound request failed", method="GET", url=shown, error="timeout")
+            raise self._timeout_error(str(url)) from None
+        except httpx.ConnectError as exc:
+            log.debug("outbound request failed", method="GET", url=shown, error="connect")
+            raise FetchError(
+                f"could not connect to {url.host} fetching {shown} ({_reason(exc)}): "
+                "check the host name and that the server is up"
+            ) from None
+        except httpx.HTTPError as exc:
+            log.debug("outbound request failed", method="GET", url=shown, error=type(exc).__name__)
+            raise FetchError(
+                f"network error fetching {shown} ({_reason(exc)}): the server sent a broken "
+                "answer or closed the connection; sigwatch tries again at the next poll"
+            ) from None
+
+    async def _read_capped(self, response: httpx.Response, shown: str) -> bytes:
+        cap = self.max_response_bytes
+        declared = response.headers.get("content-length", "").strip()
+        if declared.isdigit() and int(declared) > cap:
+            raise FetchError(
+                f"response from {shown} is {int(declared):,} bytes, over the limit of {cap:,}: "
+                "raise SIGWATCH_MAX_RESPONSE_BYTES if this source is meant to be that large"
+            )
+        chunks: list[bytes] = []
+        received = 0
+        # Read as it arrives and stop at the cap: a missing or lying Content-Length (chunked
+        # encoding, compression) must not let a server fill memory.
+        async for chunk in response.aiter_bytes():
+            received += len(chunk)
+            if received > cap:
+                raise FetchError(
+                    f"response from {shown} exceeded the limit of {cap:,} bytes; stopped reading: "
+                    "raise SIGWATCH_MAX_RESPONSE_BYTES if this source is meant to be that large"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _timeout_error(self, url: str) -> FetchError:
+        return FetchError(
+            f"timed out after {self.timeout_s:g}s fetching {redact_url(url)}: the server is slow "
+            "or unreachable; raise SIGWATCH_FETCH_TIMEOUT_S if it is merely slow"
+        )
+
+
+def _checked_url(url: str | httpx.URL) -> httpx.URL:
+    """Parse ``url`` and refuse anything but absolute http(s) URLs."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise FetchError(f"invalid URL {redact_url(str(url))}: {exc}") from None
+    if parsed.scheme not in ("http", "https"):
+        raise FetchError(
+            f"unsupported URL scheme {parsed.scheme or '(none)'!r} in {redact_url(str(url))}: "
+            "sigwatch fetches only http:// and https:// URLs"
+        )
+    if not parsed.host:
+        raise FetchError(f"URL {redact_url(str(url))} has no host name: give a full http(s) URL")
+    return parsed
+
+
+def _status_error(status: int, reason: str, shown: str) -> FetchError:
+    if not reason:
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = "(unknown status)"
+    if status in (404, 410):
+        hint = "check the URL"
+    elif status in (401, 403):
+        hint = "the server refused access; check the URL, or whether the site needs credentials"
+    elif status == 429:
+        hint = "the server is rate-limiting sigwatch; raise this source's poll interval"
+    elif status >= 500:
+        hint = "the server failed; sigwatch tries again at the next poll"
+    else:
+        hint = "the server rejected the request; check the URL"
+    return FetchError(f"HTTP {status} {reason} from {shown}: {hint}")
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _looks_like_token(value: str) -> bool:
+    """True for long strings mixing upper case, lower case and digits, as keys and tokens do."""
+    return (
+        len(value) >= 24
+        and any(c.isdigit() for c in value)
+        and any(c.isupper() for c in value)
+        and any(c.islower() for c in value)
+    )
+
+
+def redact_url(url: str) -> str:
+    """``url`` without user info, and with secret-looking path parts and query values masked."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(unparseable URL)"
+    netloc = parts.netloc.rpartition("@")[2]
+    path = "/".join(
+        "REDACTED" if _looks_like_token(segment) else segment for segment in parts.path.split("/")
+    )
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [
+                (name, "REDACTED" if _SECRET_NAME.search(name) or _looks_like_token(value) else value)
+                for name, value in pairs
+            ],
+            safe="/:,",
+        )
+    return urlunsplit((parts.scheme, netloc, path, query, parts.fragment))

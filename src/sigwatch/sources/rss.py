@@ -1,0 +1,234 @@
+"""RSS and Atom feeds: conditional GET, tolerant parsing, one post per entry in feed order."""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import io
+import xml.sax
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import urljoin, urlsplit
+
+import feedparser
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sigwatch.errors import ParseError
+from sigwatch.net.client import FetchedResponse, OutboundClient, redact_url
+from sigwatch.sources.base import CollectedPost, FetchResult
+from sigwatch.sources.text import html_to_text, normalize_whitespace, sanitize_html, text_to_html
+
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+_DATE_FIELDS = ("published_parsed", "updated_parsed", "created_parsed")
+
+
+class RssOptions(BaseModel):
+    """Options of an RSS/Atom source."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="The feed's own URL, http:// or https://.")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        value = value.strip()
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "must be an http:// or https:// URL, for example https://example.com/feed.xml"
+            )
+        return value
+
+
+class RssSource:
+    """Collects the entries of one RSS or Atom feed."""
+
+    kind: ClassVar[str] = "rss"
+    Options: ClassVar[type[RssOptions]] = RssOptions
+
+    def __init__(self, options: RssOptions, client: OutboundClient) -> None:
+        self.options = options
+        self.client = client
+
+    async def fetch(self, state: dict[str, Any]) -> FetchResult:
+        """Fetch the feed unless unchanged since ``state``; raise ParseError if it is no feed."""
+        headers: dict[str, str] = {}
+        if state.get("etag"):
+            headers["If-None-Match"] = str(state["etag"])
+        if state.get("last_modified"):
+            headers["If-Modified-Since"] = str(state["last_modified"])
+        response = await self.client.get(self.options.url, headers=headers)
+        new_state = _next_state(state, response)
+        if response.status == 304:
+            return FetchResult(posts=[], state=new_state, not_modified=True)
+
+        parsed = parse_feed(response)
+        entries = list(parsed.get("entries", []))
+        if not is_feed(parsed):
+            raise ParseError(_not_a_feed_message(response, parsed))
+        warnings: list[str] = []
+        if parsed.get("bozo"):
+            warnings.append(_bozo_warning(parsed.get("bozo_exception"), len(entries)))
+        posts = [entry_to_post(entry, response.url) for entry in entries]
+        return FetchResult(posts=posts, state=new_state, warnings=warnings)
+
+
+def parse_feed(response: FetchedResponse) -> feedparser.FeedParserDict:
+    """Parse a fetched body with feedparser, never letting it open URLs or files itself."""
+    response_headers = {"content-location": response.url}
+    content_type = response.headers.get("content-type")
+    if content_type:
+        # feedparser follows RFC 3023: the charset of Content-Type decides the decoding.
+        response_headers["content-type"] = content_type
+    # A BytesIO, because feedparser treats a str or bytes argument as a URL or path to open.
+    return feedparser.parse(io.BytesIO(response.body), response_headers=response_headers)
+
+
+def is_feed(parsed: feedparser.FeedParserDict) -> bool:
+    """True when feedparser recognised RSS/Atom or found entries."""
+    return bool(parsed.get("version")) or bool(parsed.get("entries"))
+
+
+def entry_to_post(entry: feedparser.FeedParserDict, base_url: str) -> CollectedPost:
+    """Turn one feed entry into a post, with sanitised HTML and plain text for matching."""
+    title = _title(entry)
+    body, body_type = _body(entry)
+    if body_type in _HTML_TYPES:
+        html = sanitize_html(body) if body else None
+        text = html_to_text(body)
+    else:
+        html = text_to_html(body) if body else None
+        text = normalize_whitespace(body)
+    url = _absolute_http_url(entry.get("link"), base_url)
+    return CollectedPost(
+        external_id=_external_id(entry, url, title, body),
+        text=text,
+        url=url,
+        author=normalize_whitespace(str(entry.get("author") or "")) or None,
+        title=title,
+        html=html,
+        published_at=_published_at(entry),
+        raw=_raw(entry),
+    )
+
+
+def _next_state(state: dict[str, Any], response: FetchedResponse) -> dict[str, Any]:
+    new_state = dict(state)
+    for key, header in (("etag", "etag"), ("last_modified", "last-modified")):
+        value = response.headers.get(header)
+        if value:
+            new_state[key] = value
+        elif response.status != 304:
+            # A validator the server no longer sends would make later requests conditional on
+            # something the server has forgotten.
+            new_state.pop(key, None)
+    return new_state
+
+
+def _title(entry: feedparser.FeedParserDict) -> str | None:
+    value = entry.get("title")
+    if not value:
+        return None
+    detail = entry.get("title_detail") or {}
+    if detail.get("type") in _HTML_TYPES:
+        return html_to_text(str(value)) or None
+    return normalize_whitespace(str(value)) or None
+
+
+def _body(entry: feedparser.FeedParserDict) -> tuple[str, str]:
+    """The richest body of the entry and its MIME type: full content first, then the summary."""
+    contents = [c for c in entry.get("content") or [] if c.get("value")]
+    html_contents = [c for c in contents if c.get("type") in _HTML_TYPES]
+    chosen = (html_contents or contents or [None])[0]
+    if chosen is not None:
+        return str(chosen["value"]), str(chosen.get("type") or "text/html")
+    summary = entry.get("summary")
+    if summary:
+        detail = entry.get("summary_detail") or {}
+        return str(summary), str(detail.get("type") or "text/html")
+    return "", "text/plain"
+
+
+def _absolute_http_url(link: object, base_url: str) -> str | None:
+    if not isinstance(link, str) or not link.strip():
+        return None
+    url = urljoin(base_url, link.strip())
+    # Links end up as anchors in the dashboard and alerts; javascript: and data: must not.
+    return url if urlsplit(url).scheme in ("http", "https") else None
+
+
+def _external_id(
+    entry: feedparser.FeedParserDict, url: str | None, title: str | None, body: str
+) -> str:
+    for candidate in (entry.get("id"), url):
+        if isinstance(candidate, str) and candidate.strip():
+            return candidate.strip()
+    digest = hashlib.sha256(f"{title or ''}\n{body}".encode()).hexdigest()
+    return f"sha256:{digest}"
+
+
+def _published_at(entry: feedparser.FeedParserDict) -> datetime | None:
+    for name in _DATE_FIELDS:
+        value = entry.get(name)
+        if value is None:
+            continue
+        try:
+            # feedparser's *_parsed values are UTC struct_times.
+            return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
+        except (TypeError, ValueError, OverflowError, OSError):
+            continue
+    return None
+
+
+def _raw(entry: feedparser.FeedParserDict) -> dict[str, Any]:
+    """A small JSON-safe record of the entry's metadata."""
+    raw: dict[str, Any] = {}
+    for name in ("id", "link", "title", "author", "published", "updated", "comments"):
+        value = entry.get(name)
+        if isinstance(value, str) and value:
+            raw[name] = value
+    tags = [str(t.get("term")) for t in entry.get("tags") or [] if t.get("term")]
+    if tags:
+        raw["tags"] = tags
+    enclosures = [
+        {k: str(e[k]) for k in ("href", "type", "length") if e.get(k)}
+        for e in entry.get("enclosures") or []
+        if e.get("href")
+    ]
+    if enclosures:
+        raw["enclosures"] = enclosures
+    links = [
+        {k: str(link[k]) for k in ("rel", "type", "href") if link.get(k)}
+        for link in entry.get("links") or []
+        if link.get("href")
+    ]
+    if links:
+        raw["links"] = links
+    return raw
+
+
+def _bozo_warning(exc: object, kept: int) -> str:
+    items = f"kept {kept} item" + ("" if kept == 1 else "s")
+    if isinstance(exc, xml.sax.SAXParseException):
+        return f"feed is not well-formed XML (line {exc.getLineNumber()}: {exc.getMessage()}); {items}"
+    if isinstance(exc, feedparser.CharacterEncodingOverride):
+        return f"feed's declared character encoding is wrong ({exc}); {items}"
+    if isinstance(exc, feedparser.CharacterEncodingUnknown):
+        return f"feed's character encoding is unknown ({exc}); {items}"
+    if isinstance(exc, feedparser.NonXMLContentType):
+        return f"feed is served with a non-XML Content-Type ({exc}); {items}"
+    return f"feed has problems ({exc}); {items}"
+
+
+def _not_a_feed_message(response: FetchedResponse, parsed: feedparser.FeedParserDict) -> str:
+    content_type = response.headers.get("content-type", "no Content-Type").split(";")[0].strip()
+    detail = ""
+    exc = parsed.get("bozo_exception")
+    if isinstance(exc, xml.sax.SAXParseException):
+        detail = f", line {exc.getLineNumber()}: {exc.getMessage()}"
+    return (
+        f"{redact_url(response.url)} did not return an RSS or Atom feed ({content_type}{detail}): "
+        "give the feed's own URL, or let sigwatch find it with "
+        "`sigwatch source add rss <home page URL>`"
+    )

@@ -1,0 +1,54 @@
+"""HTML helpers shared by source kinds: sanitised HTML for display, plain text for matching."""
+
+from __future__ import annotations
+
+import html
+
+import nh3
+from selectolax.lexbor import LexborHTMLParser
+
+# Elements whose content is never text a reader sees.
+_INVISIBLE = ["script", "style", "noscript", "template", "iframe", "object", "svg", "head"]
+# Elements that start a new line when rendered; text on either side must not run together.
+_BLOCKS = (
+    "address,article,aside,blockquote,br,dd,div,dl,dt,figcaption,figure,footer,h1,h2,h3,h4,h5,"
+    "h6,header,hr,li,main,nav,ol,p,pre,section,table,td,th,tr,ul"
+)
+
+
+def sanitize_html(fragment: str) -> str:
+    """``fragment`` with scripts, event handlers and unsafe URLs removed, safe to render."""
+    return nh3.clean(
+        fragment,
+        clean_content_tags={"script", "style"},
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
+
+
+def html_to_text(fragment: str) -> str:
+    """The visible text of an HTML fragment: entities decoded, whitespace collapsed."""
+    if "<" not in fragment and "&" not in fragment:
+        return normalize_whitespace(fragment)
+    tree = LexborHTMLParser(fragment)
+    tree.strip_tags(_INVISIBLE)
+    for node in tree.css(_BLOCKS):
+        node.insert_before(" ")
+        node.insert_after(" ")
+    root = tree.body or tree.root
+    if root is None:
+        return ""
+    return normalize_whitespace(root.text(separator=""))
+
+
+def text_to_html(text: str) -> str:
+    """Plain text as an HTML fragment: escaped, with line breaks kept as paragraphs."""
+    paragraphs = [p.strip() for p in text.replace("\r\n", "\n").split("\n\n")]
+    return "".join(
+        "<p>" + html.escape(p).replace("\n", "<br>") + "</p>" for p in paragraphs if p
+    )
+
+
+def normalize_whitespace(text: str) -> str:
+    """``text`` with every run of whitespace (non-breaking spaces included) made one space."""
+    return " ".join(text.split())

@@ -1,0 +1,158 @@
+"""One poll of one claimed source: fetch, store, record the outcome. Never raises."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sigwatch.db.jobs import finish_job, set_job_progress, start_queued_job
+from sigwatch.db.posts import store_posts
+from sigwatch.db.schedule import ClaimedSource, record_poll_failure, record_poll_success
+from sigwatch.db.types import utcnow
+from sigwatch.errors import SigwatchError
+from sigwatch.net.client import OutboundClient
+from sigwatch.observability.metrics import POLL_DURATION, POLLS, POSTS_INGESTED
+from sigwatch.sources.base import FetchResult
+from sigwatch.sources.registry import build_source
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    """What one poll did, for logs, progress bars and tests."""
+
+    source_id: int
+    ok: bool
+    not_modified: bool = False
+    fetched: int = 0
+    new: int = 0
+    updated: int = 0
+    error: str | None = None
+    warning: str | None = None
+    duration_s: float = 0.0
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """The job counters of this poll."""
+        return {"fetched": self.fetched, "new": self.new, "updated": self.updated}
+
+
+async def poll_source(
+    claimed: ClaimedSource,
+    *,
+    client: OutboundClient,
+    sessions: async_sessionmaker[AsyncSession],
+    worker_id: str,
+    max_backoff_s: int,
+) -> PollOutcome:
+    """Fetch ``claimed``, store its posts and health in one transaction, and free its lease."""
+    started = time.perf_counter()
+    async with sessions.begin() as session:
+        job_id = await start_queued_job(session, claimed.id)
+    try:
+        source = build_source(claimed.kind, claimed.config, client)
+        result = await source.fetch(claimed.state)
+    except SigwatchError as exc:
+        return await _record_failure(
+            claimed, sessions, worker_id, job_id, str(exc), max_backoff_s, started
+        )
+    except Exception as exc:  # a bug in a source kind must not stop the worker loop
+        log.exception("source crashed", source_id=claimed.id, kind=claimed.kind)
+        message = f"internal error in the {claimed.kind} source: {type(exc).__name__}: {exc}"
+        return await _record_failure(
+            claimed, sessions, worker_id, job_id, message, max_backoff_s, started
+        )
+    if job_id is not None:
+        async with sessions.begin() as session:
+            await set_job_progress(session, job_id, 0.5, {"fetched": len(result.posts)})
+    return await _record_success(claimed, sessions, worker_id, job_id, result, started)
+
+
+async def _record_success(
+    claimed: ClaimedSource,
+    sessions: async_sessionmaker[AsyncSession],
+    worker_id: str,
+    job_id: int | None,
+    result: FetchResult,
+    started: float,
+) -> PollOutcome:
+    warning = "; ".join(result.warnings) or None
+    async with sessions.begin() as session:
+        stored = await store_posts(session, claimed.id, result.posts)
+        await record_poll_success(
+            session,
+            claimed.id,
+            worker_id=worker_id,
+            now=utcnow(),
+            state=result.state,
+            interval_s=claimed.poll_interval_s,
+            warning=warning,
+        )
+        outcome = PollOutcome(
+            source_id=claimed.id,
+            ok=True,
+            not_modified=result.not_modified,
+            fetched=len(result.posts),
+            new=len(stored.new_ids),
+            updated=len(stored.updated_ids),
+            warning=warning,
+            duration_s=time.perf_counter() - started,
+        )
+        if job_id is not None:
+            await finish_job(session, job_id, succeeded=True, counters=outcome.counters)
+    POLLS.labels(claimed.kind, "not_modified" if result.not_modified else "success").inc()
+    POLL_DURATION.labels(claimed.kind).observe(outcome.duration_s)
+    POSTS_INGESTED.labels(claimed.kind, "new").inc(outcome.new)
+    POSTS_INGESTED.labels(claimed.kind, "updated").inc(outcome.updated)
+    log.info(
+        "source polled",
+        source_id=claimed.id,
+        kind=claimed.kind,
+        fetched=outcome.fetched,
+        new_posts=outcome.new,
+        updated_posts=outcome.updated,
+        not_modified=outcome.not_modified,
+        warning=warning,
+        duration_ms=round(outcome.duration_s * 1000, 1),
+    )
+    return outcome
+
+
+async def _record_failure(
+    claimed: ClaimedSource,
+    sessions: async_sessionmaker[AsyncSession],
+    worker_id: str,
+    job_id: int | None,
+    error: str,
+    max_backoff_s: int,
+    started: float,
+) -> PollOutcome:
+    async with sessions.begin() as session:
+        next_poll_at = await record_poll_failure(
+            session,
+            claimed.id,
+            worker_id=worker_id,
+            now=utcnow(),
+            error=error,
+            interval_s=claimed.poll_interval_s,
+            failures_before=claimed.consecutive_failures,
+            max_backoff_s=max_backoff_s,
+        )
+        if job_id is not None:
+            await finish_job(session, job_id, succeeded=False, counters={}, error=error)
+    duration = time.perf_counter() - started
+    POLLS.labels(claimed.kind, "error").inc()
+    POLL_DURATION.labels(claimed.kind).observe(duration)
+    log.warning(
+        "source poll failed",
+        source_id=claimed.id,
+        kind=claimed.kind,
+        error=error,
+        consecutive_failures=claimed.consecutive_failures + 1,
+        next_poll_at=next_poll_at.isoformat(),
+    )
+    return PollOutcome(source_id=claimed.id, ok=False, error=error, duration_s=duration)

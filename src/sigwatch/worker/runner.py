@@ -1,0 +1,183 @@
+"""The worker loop: claim due sources with a lease, poll them concurrently, shut down gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sigwatch.config import Settings
+from sigwatch.db.schedule import ClaimedSource, claim_due_sources, count_due_sources, release_leases
+from sigwatch.db.types import utcnow
+from sigwatch.net.client import OutboundClient
+from sigwatch.observability.metrics import QUEUE_DEPTH
+from sigwatch.worker.collect import PollOutcome, poll_source
+
+log = structlog.get_logger(__name__)
+
+#: How often an idle worker looks for due sources; "poll now" requests wait at most this long.
+IDLE_TICK_S = 1.0
+#: Longest pause after the database failed to answer, before trying again.
+MAX_DB_RETRY_S = 30.0
+
+
+def new_worker_id() -> str:
+    """A worker id that names the host and process, unique across restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Polls due sources until stopped; any number of workers may share one database."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        worker_id: str | None = None,
+        client: OutboundClient | None = None,
+        idle_tick_s: float = IDLE_TICK_S,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.worker_id = worker_id or new_worker_id()
+        self._client = client
+        self._idle_tick_s = idle_tick_s
+        self._active_client: OutboundClient | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and poll until ``stop`` is set, then finish in-flight polls (bounded) and leave."""
+        client = self._client or OutboundClient.from_settings(self.settings)
+        self._active_client = client
+        in_flight: set[asyncio.Task[PollOutcome]] = set()
+        stopping = asyncio.create_task(stop.wait())
+        db_failures = 0
+        log.info("worker started", worker_id=self.worker_id)
+        try:
+            while not stop.is_set():
+                free = self.settings.worker_concurrency - len(in_flight)
+                claimed: list[ClaimedSource] = []
+                try:
+                    claimed = await self._claim(free)
+                    db_failures = 0
+                except Exception as exc:  # the database may be restarting; keep the loop alive
+                    db_failures += 1
+                    delay = min(MAX_DB_RETRY_S, 0.5 * 2**db_failures)
+                    log.warning("claiming sources failed", error=str(exc), retry_in_s=delay)
+                    await asyncio.wait({stopping}, timeout=delay)
+                    continue
+                for source in claimed:
+                    in_flight.add(asyncio.create_task(self._poll(source)))
+                if len(claimed) == free and free > 0:
+                    continue  # more may be due right away
+                done, _ = await asyncio.wait(
+                    {stopping, *in_flight},
+                    timeout=self._idle_tick_s,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                in_flight -= done  # type: ignore[arg-type]
+        finally:
+            await self._drain(in_flight)
+            stopping.cancel()
+            if self._client is None:
+                await client.aclose()
+            log.info("worker stopped", worker_id=self.worker_id)
+
+    async def _claim(self, limit: int) -> list[ClaimedSource]:
+        async with self.sessions.begin() as session:
+            now = utcnow()
+            claimed = await claim_due_sources(
+                session,
+                worker_id=self.worker_id,
+                now=now,
+                lease_s=self.settings.lease_s,
+                limit=limit,
+            )
+            QUEUE_DEPTH.set(await count_due_sources(session, now=now))
+        return claimed
+
+    async def _poll(self, source: ClaimedSource) -> PollOutcome:
+        assert self._active_client is not None
+        try:
+            return await poll_source(
+                source,
+                client=self._active_client,
+                sessions=self.sessions,
+                worker_id=self.worker_id,
+                max_backoff_s=self.settings.max_backoff_s,
+            )
+        except Exception as exc:  # storing failed (database away): the lease expires, poll retried
+            log.exception("poll could not be recorded", source_id=source.id)
+            return PollOutcome(source_id=source.id, ok=False, error=str(exc))
+
+    async def _drain(self, in_flight: set[asyncio.Task[PollOutcome]]) -> None:
+        """Let running polls finish within the grace period, cancel the rest, free the leases."""
+        if in_flight:
+            log.info("waiting for in-flight polls", count=len(in_flight))
+            _, pending = await asyncio.wait(in_flight, timeout=self.settings.shutdown_grace_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            async with self.sessions.begin() as session:
+                released = await release_leases(session, worker_id=self.worker_id)
+            if released:
+                log.info("leases released", source_ids=released)
+        except Exception as exc:  # leases expire by themselves if the database is away
+            log.warning("releasing leases failed", error=str(exc))
+
+
+async def collect_once(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    source_ids: Sequence[int] | None,
+    *,
+    on_claimed: Callable[[list[ClaimedSource]], None] | None = None,
+    on_done: Callable[[PollOutcome], None] | None = None,
+    client: OutboundClient | None = None,
+) -> list[PollOutcome]:
+    """Poll the given sources (or every enabled one) once now, ``worker_concurrency`` at a time.
+
+    Sources leased by a running worker are skipped, since that worker is polling them already.
+    """
+    worker_id = f"collect:{new_worker_id()}"
+    if source_ids is not None and not source_ids:
+        return []
+    async with sessions.begin() as session:
+        claimed = await claim_due_sources(
+            session,
+            worker_id=worker_id,
+            now=utcnow(),
+            lease_s=settings.lease_s,
+            limit=len(source_ids) if source_ids is not None else 1_000_000,
+            source_ids=list(source_ids) if source_ids is not None else None,
+            due_only=False,
+        )
+    if on_claimed is not None:
+        on_claimed(claimed)
+    active = client or OutboundClient.from_settings(settings)
+    semaphore = asyncio.Semaphore(settings.worker_concurrency)
+
+    async def one(source: ClaimedSource) -> PollOutcome:
+        async with semaphore:
+            outcome = await poll_source(
+                source,
+                client=active,
+                sessions=sessions,
+                worker_id=worker_id,
+                max_backoff_s=settings.max_backoff_s,
+            )
+        if on_done is not None:
+            on_done(outcome)
+        return outcome
+
+    try:
+        return list(await asyncio.gather(*(one(source) for source in claimed)))
+    finally:
+        if client is None:
+            await active.aclose()
