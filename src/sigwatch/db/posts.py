@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, func, literal_column, or_, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.models import Post, Source
@@ -18,10 +20,6 @@ from sigwatch.db.pagination import Page, decode_cursor, encode_cursor
 from sigwatch.db.types import utcnow
 from sigwatch.errors import InvalidInput, NotFound
 from sigwatch.sources.base import CollectedPost
-
-#: Rows per INSERT statement; large enough to amortise round trips, small enough for SQLite's
-#: variable limit (13 columns x 500 rows stays under 32,766).
-STORE_CHUNK = 500
 
 _UPDATABLE = (
     "url",
@@ -93,35 +91,115 @@ async def store_posts(
     result = StoreResult()
     if not unique:
         return result
-    rows = [_row(source_id, post, collected_at) for post in unique.values()]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    connection = await session.connection()
-    for start in range(0, len(rows), STORE_CHUNK):
-        chunk = rows[start : start + STORE_CHUNK]
-        statement = insert(Post).values(chunk)
-        excluded = statement.excluded
-        statement = statement.on_conflict_do_update(
-            index_elements=[Post.source_id, Post.external_id],
-            set_={name: excluded[name] for name in _UPDATABLE},
-            where=Post.content_hash != excluded.content_hash,
-        ).returning(Post.id, Post.collected_at)
-        written = (await connection.execute(statement)).all()
-        for post_id, row_collected_at in written:
-            if row_collected_at == collected_at:
-                result.new_ids.append(post_id)
-            else:
-                result.updated_ids.append(post_id)
-        result.unchanged += len(chunk) - len(written)
+    if session.get_bind().dialect.name == "postgresql":
+        written = await _upsert_postgres(session, source_id, list(unique.values()), collected_at)
+    else:
+        written = await _upsert_sqlite(session, source_id, list(unique.values()), collected_at)
+    for post_id, row_collected_at in written:
+        if row_collected_at == collected_at:
+            result.new_ids.append(post_id)
+        else:
+            result.updated_ids.append(post_id)
+    result.unchanged = len(unique) - len(written)
     return result
+
+
+async def _upsert_sqlite(
+    session: AsyncSession, source_id: int, posts: list[CollectedPost], collected_at: datetime
+) -> Sequence[Any]:
+    statement = sqlite.insert(Post)
+    excluded = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=[Post.source_id, Post.external_id],
+        set_={name: excluded[name] for name in _UPDATABLE},
+        where=Post.content_hash != excluded.content_hash,
+    ).returning(Post.id, Post.collected_at)
+    rows = [_row(source_id, post, collected_at) for post in posts]
+    connection = await session.connection()
+    # Executemany with RETURNING: SQLAlchemy batches the rows into multi-row statements
+    # ("insertmanyvalues") compiled once, so a large batch costs few round trips.
+    return (await connection.execute(statement, rows)).all()
+
+
+_UPSERT_POSTGRES = f"""
+INSERT INTO posts (source_id, collected_at, external_id, url, author, title, text, html,
+                   published_at, content_hash, metrics, raw, search_vector)
+SELECT $1, $2, u.external_id, u.url, u.author, u.title, u.text, u.html, u.published_at,
+       u.content_hash, u.metrics, u.raw, array_to_tsvector(string_to_array(u.terms, ' '))
+FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+            $9::timestamptz[], $10::text[], $11::jsonb[], $12::jsonb[], $13::text[])
+     AS u(external_id, url, author, title, text, html, published_at, content_hash, metrics,
+          raw, terms)
+ON CONFLICT (source_id, external_id) DO UPDATE SET
+    {", ".join(f"{name} = excluded.{name}" for name in (*_UPDATABLE, "search_vector"))}
+WHERE posts.content_hash <> excluded.content_hash
+RETURNING id, collected_at
+"""
+
+
+async def _upsert_postgres(
+    session: AsyncSession, source_id: int, posts: list[CollectedPost], collected_at: datetime
+) -> Sequence[Any]:
+    """One statement for the whole batch: columns travel as arrays, unnested server side.
+
+    This skips per-row parameter processing on the client, which otherwise costs more than the
+    insert itself; the statement is prepared once per connection by asyncpg.
+    """
+    empty = "{}"
+    columns: tuple[list[Any], ...] = tuple([] for _ in range(11))
+    (ids, urls, authors, titles, texts, htmls, published, hashes, metrics, raws, terms) = columns
+    for post in posts:
+        ids.append(post.external_id)
+        urls.append(post.url)
+        authors.append(post.author)
+        titles.append(post.title)
+        texts.append(post.text)
+        htmls.append(post.html)
+        published.append(post.published_at or collected_at)
+        hashes.append(content_hash(post))
+        metrics.append(json.dumps(post.metrics) if post.metrics else empty)
+        raws.append(json.dumps(post.raw) if post.raw else empty)
+        terms.append(" ".join(search_terms(f"{post.title or ''} {post.text}")))
+    connection = await session.connection()
+    raw_connection = await connection.get_raw_connection()
+    driver = raw_connection.driver_connection
+    assert driver is not None
+    return await driver.fetch(_UPSERT_POSTGRES, source_id, collected_at, *columns)  # type: ignore[no-any-return]
+
+
+_WORD = re.compile(r"[^\W_]+")
+#: Combining marks left by NFKD decomposition: the accents that folding removes.
+_COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+
+
+def search_terms(text: str) -> list[str]:
+    """The distinct words of ``text`` as full-text search keeps them: case- and accent-folded.
+
+    The rules match SQLite FTS5's ``unicode61 remove_diacritics 2`` tokenizer, so a query finds
+    the same posts on SQLite and on PostgreSQL.
+    """
+    if text.isascii():
+        folded = text.lower()
+    else:
+        folded = _COMBINING.sub("", unicodedata.normalize("NFKD", text.casefold()))
+    return list(dict.fromkeys(_WORD.findall(folded)))
+
+
+def _query_words(q: str) -> list[str]:
+    words = search_terms(q)
+    if not words:
+        raise InvalidInput("q", "give at least one word to search for")
+    return words
 
 
 def _fts_match(q: str) -> str:
     """Turn free text into an FTS5 query that ANDs its words, with no FTS syntax let through."""
-    words = re.findall(r"\w+", q)
-    if not words:
-        raise InvalidInput("q", "give at least one word to search for")
-    return " ".join(f'"{word}"' for word in words)
+    return " ".join(f'"{word}"' for word in _query_words(q))
+
+
+def _tsquery(q: str) -> str:
+    """The same AND of words as a tsquery literal (words hold no quote, so none needs escaping)."""
+    return " & ".join(f"'{word}'" for word in _query_words(q))
 
 
 def _filtered(
@@ -149,11 +227,9 @@ def _filtered(
         statement = statement.where(Post.published_at < until)
     if q is not None:
         if dialect == "postgresql":
-            if not re.search(r"\w", q):
-                raise InvalidInput("q", "give at least one word to search for")
             statement = statement.where(
                 literal_column("posts.search_vector").op("@@")(
-                    text("plainto_tsquery('simple', :q)").bindparams(q=q)
+                    text("CAST(:tsquery AS tsquery)").bindparams(tsquery=_tsquery(q))
                 )
             )
         else:
