@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from localserver import LocalServer
 from sigwatch.config import Settings, load_settings
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -75,7 +76,9 @@ async def postgres_url() -> AsyncIterator[str]:
 @pytest.fixture
 def postgres_settings(tmp_path: Path, postgres_url: str) -> Settings:
     """Settings for a fresh PostgreSQL database."""
-    return load_settings(data_dir=tmp_path / "data", database_url=postgres_url, secret_key=TEST_SECRET)
+    return load_settings(
+        data_dir=tmp_path / "data", database_url=postgres_url, secret_key=TEST_SECRET
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -90,3 +93,24 @@ def settings(request: pytest.FixtureRequest) -> Settings:
 def redis_url() -> str:
     """The Redis URL for tests (a dedicated database number is advised)."""
     return _require("SIGWATCH_TEST_REDIS_URL", "Redis")
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., LocalServer]]:
+    """Start real HTTP servers on a loopback address, port 0; all stop after the test."""
+    started: list[LocalServer] = []
+
+    def start(host: str = "127.0.0.1") -> LocalServer:
+        running = LocalServer(host).start()
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture
+def server(start_server: Callable[..., LocalServer]) -> LocalServer:
+    """A real HTTP server on 127.0.0.1, port 0."""
+    return start_server("127.0.0.1")

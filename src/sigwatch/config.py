@@ -6,12 +6,12 @@ nothing reads the environment at import time.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import secrets
 from pathlib import Path
-import ipaddress
-import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     )
     max_redirects: int = Field(5, ge=0, description="Redirects followed per outbound request.")
     user_agent: str = Field(
-        "sigwatch/0.1 (+https://github.com/sigwatch/sigwatch; self-hosted signal monitor)",
+        "sigwatch/0.1 (self-hosted signal monitor)",
         description="User-Agent header of outbound requests.",
     )
     poll_interval_s: int = Field(300, ge=10, description="Default poll interval of a new source.")
@@ -179,3 +179,22 @@ def ensure_secret_key(settings: Settings) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")
     return key
+
+
+def settings_reference() -> str:
+    """The Markdown table of every setting: variable, type, default, description."""
+    lines = ["| variable | type | default | description |", "|---|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        annotation = info.annotation
+        if get_origin(annotation) is Literal:
+            kind = " or ".join(f"`{choice}`" for choice in get_args(annotation))
+        else:
+            kind = str(annotation).replace("typing.", "").replace("pydantic.types.", "")
+            kind = kind.replace("<class '", "").replace("'>", "").replace("pathlib.", "")
+            kind = kind.replace(" | None", ", optional")
+        default = info.get_default(call_default_factory=True)
+        if isinstance(default, Path):
+            default = str(default)
+        shown = "unset" if default is None else f"`{default}`"
+        lines.append(f"| `SIGWATCH_{name.upper()}` | {kind} | {shown} | {info.description} |")
+    return "\n".join(lines) + "\n"

@@ -107,9 +107,9 @@ async def store_posts(
 async def _upsert_sqlite(
     session: AsyncSession, source_id: int, posts: list[CollectedPost], collected_at: datetime
 ) -> Sequence[Any]:
-    statement = sqlite.insert(Post)
-    excluded = statement.excluded
-    statement = statement.on_conflict_do_update(
+    insert = sqlite.insert(Post)
+    excluded = insert.excluded
+    statement = insert.on_conflict_do_update(
         index_elements=[Post.source_id, Post.external_id],
         set_={name: excluded[name] for name in _UPDATABLE},
         where=Post.content_hash != excluded.content_hash,

@@ -13,17 +13,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import structlog
 
-from sigwatch.errors import FetchError, SigwatchError
+from sigwatch.config import Settings
+from sigwatch.errors import BlockedAddress, FetchError, SigwatchError
 from sigwatch.net.guard import AddressPolicy, guarded_transport
-
-if TYPE_CHECKING:
-    from sigwatch.config import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -127,14 +125,18 @@ class OutboundClient:
                 current.host,
                 current.port,
             ):
-                headers = {k: v for k, v in headers.items() if k.lower() not in _ORIGIN_BOUND_HEADERS}
+                headers = {
+                    k: v for k, v in headers.items() if k.lower() not in _ORIGIN_BOUND_HEADERS
+                }
             current = next_url
         raise FetchError(
             f"too many redirects fetching {redact_url(url)}: stopped after {self.max_redirects} "
             "(a redirect loop?); use the final URL directly or raise SIGWATCH_MAX_REDIRECTS"
         )
 
-    async def _request(self, url: httpx.URL, headers: dict[str, str]) -> FetchedResponse | httpx.URL:
+    async def _request(
+        self, url: httpx.URL, headers: dict[str, str]
+    ) -> FetchedResponse | httpx.URL:
         """One hop: the final answer, or the URL a redirect points to."""
         shown = redact_url(str(url))
         started = time.monotonic()
@@ -168,6 +170,9 @@ class OutboundClient:
                 return FetchedResponse(
                     url=str(response.url), status=status, headers=response.headers, body=body
                 )
+        except BlockedAddress:
+            log.debug("outbound request refused", method="GET", url=shown, error="blocked")
+            raise
         except SigwatchError:
             raise
         except httpx.TimeoutException:
@@ -279,7 +284,10 @@ def redact_url(url: str) -> str:
         pairs = parse_qsl(query, keep_blank_values=True)
         query = urlencode(
             [
-                (name, "REDACTED" if _SECRET_NAME.search(name) or _looks_like_token(value) else value)
+                (
+                    name,
+                    "REDACTED" if _SECRET_NAME.search(name) or _looks_like_token(value) else value,
+                )
                 for name, value in pairs
             ],
             safe="/:,",

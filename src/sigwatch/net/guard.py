@@ -56,8 +56,8 @@ def blocked_reason(address: IPAddress) -> str | None:
         ("loopback", address.is_loopback),
         ("link-local", address.is_link_local),
         ("multicast", address.is_multicast),
-        ("private", address.is_private),
         ("reserved", address.is_reserved),
+        ("private", address.is_private),
         # Shared (carrier-grade NAT), documentation and similar ranges are not private in
         # Python's terms but are not on the public internet either.
         ("non-public", not address.is_global),
@@ -100,8 +100,9 @@ class AddressPolicy:
 def blocked(host: str, address: IPAddress, reason: str) -> BlockedAddress:
     """The BlockedAddress error for ``host`` resolving to a refused ``address``."""
     where = f"{host} ({address})" if host != str(address) else str(address)
+    article = "an" if reason[0] in "aeiou" else "a"
     return BlockedAddress(
-        f"refused to connect to {where}: it is a {reason} address and sources may only "
+        f"refused to connect to {where}: it is {article} {reason} address and sources may only "
         f"fetch public ones; {ALLOW_HINT}"
     )
 

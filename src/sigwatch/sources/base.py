@@ -48,15 +48,8 @@ class Source(Protocol):
     kind: ClassVar[str]
     Options: ClassVar[type[BaseModel]]
 
+    def __init__(self, options: Any, client: OutboundClient) -> None: ...
+
     async def fetch(self, state: dict[str, Any]) -> FetchResult:
         """Fetch what is new since ``state``; raise SourceError when nothing usable came back."""
         ...
-
-
-class SourceFactory(Protocol):
-    """The class of a source kind, as kept in the registry."""
-
-    kind: ClassVar[str]
-    Options: ClassVar[type[BaseModel]]
-
-    def __call__(self, options: Any, client: OutboundClient) -> Source: ...

@@ -8,10 +8,10 @@ from pydantic import ValidationError
 
 from sigwatch.errors import ConfigError
 from sigwatch.net.client import OutboundClient
-from sigwatch.sources.base import Source, SourceFactory
+from sigwatch.sources.base import Source
 from sigwatch.sources.rss import RssSource
 
-SOURCE_KINDS: dict[str, SourceFactory] = {
+SOURCE_KINDS: dict[str, type[Source]] = {
     RssSource.kind: RssSource,
 }
 
@@ -31,7 +31,7 @@ def build_source(kind: str, config: dict[str, Any], client: OutboundClient) -> S
     return factory(factory.Options.model_validate(config), client)
 
 
-def _factory(kind: str) -> SourceFactory:
+def _factory(kind: str) -> type[Source]:
     try:
         return SOURCE_KINDS[kind]
     except KeyError:

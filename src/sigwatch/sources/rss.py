@@ -16,7 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sigwatch.errors import ParseError
 from sigwatch.net.client import FetchedResponse, OutboundClient, redact_url
 from sigwatch.sources.base import CollectedPost, FetchResult
-from sigwatch.sources.text import html_to_text, normalize_whitespace, sanitize_html, text_to_html
+from sigwatch.sources.text import (
+    absolutize_urls,
+    html_to_text,
+    normalize_whitespace,
+    sanitize_html,
+    text_to_html,
+)
 
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _DATE_FIELDS = ("published_parsed", "updated_parsed", "created_parsed")
@@ -45,7 +51,7 @@ class RssSource:
     """Collects the entries of one RSS or Atom feed."""
 
     kind: ClassVar[str] = "rss"
-    Options: ClassVar[type[RssOptions]] = RssOptions
+    Options: ClassVar[type[BaseModel]] = RssOptions
 
     def __init__(self, options: RssOptions, client: OutboundClient) -> None:
         self.options = options
@@ -68,15 +74,19 @@ class RssSource:
         if not is_feed(parsed):
             raise ParseError(_not_a_feed_message(response, parsed))
         warnings: list[str] = []
-        if parsed.get("bozo"):
-            warnings.append(_bozo_warning(parsed.get("bozo_exception"), len(entries)))
+        problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
+        if problem is not None and not _is_rfc3023_default(problem, response):
+            warnings.append(_bozo_warning(problem, len(entries)))
         posts = [entry_to_post(entry, response.url) for entry in entries]
         return FetchResult(posts=posts, state=new_state, warnings=warnings)
 
 
 def parse_feed(response: FetchedResponse) -> feedparser.FeedParserDict:
     """Parse a fetched body with feedparser, never letting it open URLs or files itself."""
-    response_headers = {"content-location": response.url}
+    # No Content-Location on purpose: given one, feedparser rewrites relative guids and Atom ids
+    # into URLs under the feed's address, so a post's id would change with the URL the feed was
+    # fetched from. Relative links are resolved in entry_to_post instead.
+    response_headers: dict[str, str] = {}
     content_type = response.headers.get("content-type")
     if content_type:
         # feedparser follows RFC 3023: the charset of Content-Type decides the decoding.
@@ -95,22 +105,28 @@ def entry_to_post(entry: feedparser.FeedParserDict, base_url: str) -> CollectedP
     title = _title(entry)
     body, body_type = _body(entry)
     if body_type in _HTML_TYPES:
-        html = sanitize_html(body) if body else None
+        html = sanitize_html(absolutize_urls(body, base_url)) if body else None
         text = html_to_text(body)
     else:
         html = text_to_html(body) if body else None
         text = normalize_whitespace(body)
-    url = _absolute_http_url(entry.get("link"), base_url)
+    url = _absolute_http_url(_get(entry, "link"), base_url)
     return CollectedPost(
         external_id=_external_id(entry, url, title, body),
         text=text,
         url=url,
-        author=normalize_whitespace(str(entry.get("author") or "")) or None,
+        author=normalize_whitespace(str(_get(entry, "author") or "")) or None,
         title=title,
         html=html,
         published_at=_published_at(entry),
         raw=_raw(entry),
     )
+
+
+def _get(entry: feedparser.FeedParserDict, key: str) -> Any:
+    # Plain dict lookup: FeedParserDict.get maps "updated" to "published" with a
+    # DeprecationWarning, and sigwatch wants the fields exactly as the feed gave them.
+    return dict.get(entry, key)
 
 
 def _next_state(state: dict[str, Any], response: FetchedResponse) -> dict[str, Any]:
@@ -127,10 +143,10 @@ def _next_state(state: dict[str, Any], response: FetchedResponse) -> dict[str, A
 
 
 def _title(entry: feedparser.FeedParserDict) -> str | None:
-    value = entry.get("title")
+    value = _get(entry, "title")
     if not value:
         return None
-    detail = entry.get("title_detail") or {}
+    detail = _get(entry, "title_detail") or {}
     if detail.get("type") in _HTML_TYPES:
         return html_to_text(str(value)) or None
     return normalize_whitespace(str(value)) or None
@@ -138,14 +154,14 @@ def _title(entry: feedparser.FeedParserDict) -> str | None:
 
 def _body(entry: feedparser.FeedParserDict) -> tuple[str, str]:
     """The richest body of the entry and its MIME type: full content first, then the summary."""
-    contents = [c for c in entry.get("content") or [] if c.get("value")]
+    contents = [c for c in _get(entry, "content") or [] if c.get("value")]
     html_contents = [c for c in contents if c.get("type") in _HTML_TYPES]
     chosen = (html_contents or contents or [None])[0]
     if chosen is not None:
         return str(chosen["value"]), str(chosen.get("type") or "text/html")
-    summary = entry.get("summary")
+    summary = _get(entry, "summary")
     if summary:
-        detail = entry.get("summary_detail") or {}
+        detail = _get(entry, "summary_detail") or {}
         return str(summary), str(detail.get("type") or "text/html")
     return "", "text/plain"
 
@@ -161,7 +177,7 @@ def _absolute_http_url(link: object, base_url: str) -> str | None:
 def _external_id(
     entry: feedparser.FeedParserDict, url: str | None, title: str | None, body: str
 ) -> str:
-    for candidate in (entry.get("id"), url):
+    for candidate in (_get(entry, "id"), url):
         if isinstance(candidate, str) and candidate.strip():
             return candidate.strip()
     digest = hashlib.sha256(f"{title or ''}\n{body}".encode()).hexdigest()
@@ -170,7 +186,7 @@ def _external_id(
 
 def _published_at(entry: feedparser.FeedParserDict) -> datetime | None:
     for name in _DATE_FIELDS:
-        value = entry.get(name)
+        value = _get(entry, name)
         if value is None:
             continue
         try:
@@ -185,22 +201,22 @@ def _raw(entry: feedparser.FeedParserDict) -> dict[str, Any]:
     """A small JSON-safe record of the entry's metadata."""
     raw: dict[str, Any] = {}
     for name in ("id", "link", "title", "author", "published", "updated", "comments"):
-        value = entry.get(name)
+        value = _get(entry, name)
         if isinstance(value, str) and value:
             raw[name] = value
-    tags = [str(t.get("term")) for t in entry.get("tags") or [] if t.get("term")]
+    tags = [str(t.get("term")) for t in _get(entry, "tags") or [] if t.get("term")]
     if tags:
         raw["tags"] = tags
     enclosures = [
-        {k: str(e[k]) for k in ("href", "type", "length") if e.get(k)}
-        for e in entry.get("enclosures") or []
-        if e.get("href")
+        {k: str(link[k]) for k in ("href", "type", "length") if link.get(k)}
+        for link in _get(entry, "links") or []
+        if link.get("rel") == "enclosure" and link.get("href")
     ]
     if enclosures:
         raw["enclosures"] = enclosures
     links = [
         {k: str(link[k]) for k in ("rel", "type", "href") if link.get(k)}
-        for link in entry.get("links") or []
+        for link in _get(entry, "links") or []
         if link.get("href")
     ]
     if links:
@@ -208,10 +224,26 @@ def _raw(entry: feedparser.FeedParserDict) -> dict[str, Any]:
     return raw
 
 
+def _is_rfc3023_default(problem: object, response: FetchedResponse) -> bool:
+    """True when the only complaint is RFC 3023's us-ascii default for text/* without charset.
+
+    Servers send feeds as text/xml without a charset all the time and mean the XML declaration;
+    feedparser decodes them right but flags it, which would warn on every poll for nothing.
+    """
+    content_type = str(response.headers.get("content-type", "")).lower()
+    return (
+        isinstance(problem, feedparser.CharacterEncodingOverride)
+        and "declared as us-ascii" in str(problem)
+        and "charset" not in content_type
+    )
+
+
 def _bozo_warning(exc: object, kept: int) -> str:
     items = f"kept {kept} item" + ("" if kept == 1 else "s")
     if isinstance(exc, xml.sax.SAXParseException):
-        return f"feed is not well-formed XML (line {exc.getLineNumber()}: {exc.getMessage()}); {items}"
+        return (
+            f"feed is not well-formed XML (line {exc.getLineNumber()}: {exc.getMessage()}); {items}"
+        )
     if isinstance(exc, feedparser.CharacterEncodingOverride):
         return f"feed's declared character encoding is wrong ({exc}); {items}"
     if isinstance(exc, feedparser.CharacterEncodingUnknown):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from urllib.parse import urljoin
 
 import nh3
 from selectolax.lexbor import LexborHTMLParser
@@ -15,6 +16,9 @@ _BLOCKS = (
     "h6,header,hr,li,main,nav,ol,p,pre,section,table,td,th,tr,ul"
 )
 
+_URL_ATTRIBUTES = ("href", "src", "cite", "poster")
+_URL_SELECTOR = ",".join(f"[{name}]" for name in _URL_ATTRIBUTES)
+
 
 def sanitize_html(fragment: str) -> str:
     """``fragment`` with scripts, event handlers and unsafe URLs removed, safe to render."""
@@ -24,6 +28,26 @@ def sanitize_html(fragment: str) -> str:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
+
+
+def absolutize_urls(fragment: str, base_url: str) -> str:
+    """``fragment`` with relative link, image and citation URLs resolved against ``base_url``."""
+    if "<" not in fragment:
+        return fragment
+    tree = LexborHTMLParser(fragment)
+    changed = False
+    for node in tree.css(_URL_SELECTOR):
+        for name in _URL_ATTRIBUTES:
+            value = node.attributes.get(name)
+            if value is None:
+                continue
+            absolute = urljoin(base_url, value.strip())
+            if absolute != value:
+                node.attrs[name] = absolute
+                changed = True
+    if not changed or tree.body is None:
+        return fragment
+    return tree.body.inner_html or ""
 
 
 def html_to_text(fragment: str) -> str:
@@ -44,9 +68,7 @@ def html_to_text(fragment: str) -> str:
 def text_to_html(text: str) -> str:
     """Plain text as an HTML fragment: escaped, with line breaks kept as paragraphs."""
     paragraphs = [p.strip() for p in text.replace("\r\n", "\n").split("\n\n")]
-    return "".join(
-        "<p>" + html.escape(p).replace("\n", "<br>") + "</p>" for p in paragraphs if p
-    )
+    return "".join("<p>" + html.escape(p).replace("\n", "<br>") + "</p>" for p in paragraphs if p)
 
 
 def normalize_whitespace(text: str) -> str:

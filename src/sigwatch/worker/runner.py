@@ -80,7 +80,7 @@ class Worker:
                     timeout=self._idle_tick_s,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
-                in_flight -= done  # type: ignore[arg-type]
+                in_flight.difference_update(done)
         finally:
             await self._drain(in_flight)
             stopping.cancel()
