@@ -6,6 +6,7 @@ they skip with a reason; under CI (CI=true) a missing service fails the run inst
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+import structlog
 
 from localserver import LocalServer
 from sigwatch.config import Settings, load_settings
@@ -28,6 +30,17 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             monkeypatch.delenv(name)
     monkeypatch.chdir(Path(__file__).parent)  # so no stray .env is read
     yield
+
+
+@pytest.fixture(autouse=True)
+def reset_logging() -> Iterator[None]:
+    """Undo what a CLI command's configure_logging did, so log settings never leak across tests."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def _require(variable: str, what: str) -> str:

@@ -172,7 +172,7 @@ def decode_token(secret_key: str, token: str, *, expected_type: TokenType) -> To
         ) from None
     if claims.get("type") != expected_type:
         raise AuthError(
-            f"a {claims.get('type')} token was sent where a {expected_type} token is needed"
+            f"a {claims.get('type')} token cannot be used here: send the {expected_type} token"
         )
     try:
         user_id = int(claims["sub"])

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sigwatch.config import Settings, load_settings
 from sigwatch.db.engine import create_engine, session_factory
 from sigwatch.db.migrate import require_current, upgrade
-from sigwatch.errors import SigwatchError
+from sigwatch.errors import NotFound, SigwatchError
 from sigwatch.observability.logging import configure_logging
 
 app = typer.Typer(
@@ -266,6 +266,10 @@ async def _apikey_create(settings: Settings, username: str, name: str) -> str:
 
     async with _database(settings) as sessions, sessions.begin() as session:
         user = await get_user_by_username(session, username)
+        if user is None:
+            raise NotFound(
+                f"no user {username!r}: create one with `sigwatch user create {username}`"
+            )
         _, key = await create_api_key(session, user_id=user.id, name=name)
     return key
 
@@ -481,15 +485,16 @@ def search(
     """Full-text search over the archive."""
     settings = _settings()
     posts = _run(_search(settings, query, limit))
-    table = Table("published", "source", "title", "url")
     for post in posts:
-        table.add_row(
-            _when(post.published_at),
-            str(post.source_id),
-            (post.title or post.text)[:90],
-            post.url or "",
+        headline = (post.title or post.text).replace("\n", " ")[:160]
+        console.print(
+            f"[dim]{_when(post.published_at)}  source {post.source_id}[/]  {headline}",
+            soft_wrap=True,
+            highlight=False,
+            markup=True,
         )
-    console.print(table)
+        if post.url:
+            console.print(f"    {post.url}", soft_wrap=True, highlight=False, style="cyan")
     console.print(f"{len(posts)} posts")
 
 

@@ -11,12 +11,11 @@ from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.models import AuditLog, Base, User
-from sigwatch.db.pagination import Page, decode_cursor, encode_cursor
+from sigwatch.db.pagination import MAX_BIGINT_ID, Page, decode_id_cursor, encode_cursor
 from sigwatch.errors import InvalidInput
 
 #: Columns never copied into the audit trail, whatever the object.
 SECRET_COLUMNS = frozenset({"password_hash", "key_hash"})
-_MAX_ID = 2**63 - 1
 
 
 def snapshot(row: Base, *, exclude: Collection[str] = ()) -> dict[str, Any]:
@@ -52,7 +51,7 @@ async def record_audit(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> AuditLog:
-    """Add one audit row; ``actor`` is the user, a name such as ``"cli"``, or None for the system."""
+    """Add one audit row; ``actor`` is a user, a name such as ``"cli"``, or None (the system)."""
     if isinstance(actor, User):
         actor_id: int | None = actor.id
         actor_name = actor.username
@@ -89,14 +88,7 @@ async def list_audit(
     if object_id is not None:
         stmt = stmt.where(AuditLog.object_id == str(object_id))
     if cursor is not None:
-        stmt = stmt.where(AuditLog.id < _after_id(cursor))
+        stmt = stmt.where(AuditLog.id < decode_id_cursor(cursor, MAX_BIGINT_ID))
     rows = list(await session.scalars(stmt))
     items = rows[:limit]
     return Page(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
-
-
-def _after_id(cursor: str) -> int:
-    (value,) = decode_cursor(cursor, 1)
-    if type(value) is not int or not 0 <= value <= _MAX_ID:
-        raise InvalidInput("cursor", "not a cursor returned by this API")
-    return value

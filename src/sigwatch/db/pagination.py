@@ -9,6 +9,10 @@ from typing import Any, Generic, TypeVar
 
 from sigwatch.errors import InvalidInput
 
+#: The largest id of an INTEGER key, and of a BIGINT one.
+MAX_INT_ID = 2**31 - 1
+MAX_BIGINT_ID = 2**63 - 1
+
 T = TypeVar("T")
 
 
@@ -36,3 +40,11 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
     if not isinstance(values, list) or len(values) != arity:
         raise InvalidInput("cursor", "not a cursor returned by this API")
     return values
+
+
+def decode_id_cursor(cursor: str, max_id: int = MAX_INT_ID) -> int:
+    """Unpack a cursor made by ``encode_cursor(id)``, checking the id fits the key's range."""
+    (value,) = decode_cursor(cursor, 1)
+    if type(value) is not int or not 0 <= value <= max_id:
+        raise InvalidInput("cursor", "not a cursor returned by this API")
+    return value

@@ -16,7 +16,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.models import Post, Source
-from sigwatch.db.pagination import Page, decode_cursor, encode_cursor
+from sigwatch.db.pagination import MAX_BIGINT_ID, Page, decode_cursor, encode_cursor
 from sigwatch.db.types import utcnow
 from sigwatch.errors import InvalidInput, NotFound
 from sigwatch.sources.base import CollectedPost
@@ -270,12 +270,7 @@ async def list_posts(
         q=q,
     )
     if cursor is not None:
-        published, post_id = decode_cursor(cursor, 2)
-        try:
-            after = datetime.fromisoformat(published)
-            post_id = int(post_id)
-        except (TypeError, ValueError):
-            raise InvalidInput("cursor", "not a cursor returned by this API") from None
+        after, post_id = _decode_post_cursor(cursor)
         statement = statement.where(
             or_(
                 Post.published_at < after,
@@ -291,6 +286,19 @@ async def list_posts(
         assert last.published_at is not None
         next_cursor = encode_cursor(last.published_at.isoformat(), last.id)
     return Page(items=items, next_cursor=next_cursor)
+
+
+def _decode_post_cursor(cursor: str) -> tuple[datetime, int]:
+    published, post_id = decode_cursor(cursor, 2)
+    try:
+        after = datetime.fromisoformat(published)
+    except (TypeError, ValueError):
+        after = None
+    if after is None or after.tzinfo is None or type(post_id) is not int:
+        raise InvalidInput("cursor", "not a cursor returned by this API")
+    if not 0 <= post_id <= MAX_BIGINT_ID:
+        raise InvalidInput("cursor", "not a cursor returned by this API")
+    return after, post_id
 
 
 async def get_post(session: AsyncSession, post_id: int, *, owner_id: int | None) -> Post:

@@ -15,13 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.models import User
-from sigwatch.db.pagination import Page, decode_cursor, encode_cursor
+from sigwatch.db.pagination import MAX_INT_ID, Page, decode_id_cursor, encode_cursor
 from sigwatch.errors import Conflict, InvalidInput, NotFound
 
 ROLES = ("admin", "user")
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _UPDATABLE = frozenset({"role", "is_active", "password_hash"})
-_MAX_ID = 2**31 - 1
 
 
 def check_username(username: str) -> str:
@@ -60,7 +59,7 @@ async def create_user(
 
 async def get_user(session: AsyncSession, user_id: int) -> User:
     """The user with this id, or NotFound."""
-    user = await session.get(User, user_id) if 0 < user_id <= _MAX_ID else None
+    user = await session.get(User, user_id) if 0 < user_id <= MAX_INT_ID else None
     if user is None:
         raise NotFound(f"no user with id {user_id}")
     return user
@@ -80,7 +79,7 @@ async def list_users(
         raise InvalidInput("limit", "must be between 1 and 200")
     stmt = select(User).order_by(User.id).limit(limit + 1)
     if cursor is not None:
-        stmt = stmt.where(User.id > _after_id(cursor))
+        stmt = stmt.where(User.id > decode_id_cursor(cursor))
     rows = list(await session.scalars(stmt))
     items = rows[:limit]
     return Page(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
@@ -102,9 +101,7 @@ async def update_user(session: AsyncSession, user_id: int, changes: Mapping[str,
         and (demoted or deactivated)
         and await _other_active_admins(session, user.id) == 0
     ):
-        raise Conflict(
-            f"{user.username} is the last active admin: make another user admin first"
-        )
+        raise Conflict(f"{user.username} is the last active admin: make another user admin first")
     for name, value in changes.items():
         setattr(user, name, value)
     await session.flush()
@@ -114,10 +111,12 @@ async def update_user(session: AsyncSession, user_id: int, changes: Mapping[str,
 async def delete_user(session: AsyncSession, user_id: int) -> User:
     """Remove a user; their sources stay, ownerless. Returns the removed user."""
     user = await get_user(session, user_id)
-    if user.role == "admin" and user.is_active and await _other_active_admins(session, user_id) == 0:
-        raise Conflict(
-            f"{user.username} is the last active admin: make another user admin first"
-        )
+    if (
+        user.role == "admin"
+        and user.is_active
+        and await _other_active_admins(session, user_id) == 0
+    ):
+        raise Conflict(f"{user.username} is the last active admin: make another user admin first")
     await session.delete(user)
     await session.flush()
     return user
@@ -130,10 +129,3 @@ async def _other_active_admins(session: AsyncSession, user_id: int) -> int:
         .where(User.role == "admin", User.is_active.is_(True), User.id != user_id)
     )
     return int(await session.scalar(stmt) or 0)
-
-
-def _after_id(cursor: str) -> int:
-    (value,) = decode_cursor(cursor, 1)
-    if type(value) is not int or not 0 <= value <= _MAX_ID:
-        raise InvalidInput("cursor", "not a cursor returned by this API")
-    return value

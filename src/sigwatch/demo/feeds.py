@@ -76,7 +76,9 @@ class DemoFeed:
 
 DEMO_FEEDS = [
     DemoFeed("chain-news", "Demo Chain News", every_s=5, announcement_every=3),
-    DemoFeed("exchange-announcements", "Demo Exchange Announcements", every_s=7, announcement_every=2),
+    DemoFeed(
+        "exchange-announcements", "Demo Exchange Announcements", every_s=7, announcement_every=2
+    ),
     DemoFeed("project-blog", "Demo Project Blog", every_s=11, announcement_every=2),
 ]
 

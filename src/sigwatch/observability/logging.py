@@ -33,8 +33,9 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        logger_factory=_StderrLogger,
+        # No caching: module-level loggers then follow a later reconfiguration (tests, reloads).
+        cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -46,3 +47,20 @@ def configure_logging(
     # httpx logs every request at INFO with the full URL; sigwatch logs its own, redacted.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+class _StderrLogger:
+    """Writes each rendered line to whatever ``sys.stderr`` is at that moment.
+
+    structlog's PrintLogger keeps the stream it was built with; a test harness or a daemon that
+    swaps stderr would then write to a closed file.
+    """
+
+    def __init__(self, *_args: object) -> None:
+        pass
+
+    def msg(self, message: str) -> None:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg

@@ -1,0 +1,61 @@
+"""First-start set-up of the demo: an admin, the demo feeds as sources, the demo watchlist."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sigwatch.auth import hash_password
+from sigwatch.db.entities import create_entity, get_entity_by_name
+from sigwatch.db.models import User
+from sigwatch.db.sources import create_source, iter_sources, update_source
+from sigwatch.db.users import create_user, get_user_by_username
+from sigwatch.demo.feeds import DEMO_ENTITIES, DEMO_FEEDS
+
+DEMO_POLL_INTERVAL_S = 10
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSetup:
+    """What the set-up created: the admin's password (only when it made the admin) and sources."""
+
+    admin_password: str | None
+    sources: int
+
+
+async def setup_demo(sessions: async_sessionmaker[AsyncSession], base_url: str) -> DemoSetup:
+    """Make the demo ready; safe to run at every start (it only adds what is missing)."""
+    password: str | None = None
+    async with sessions.begin() as session:
+        users = await session.scalar(select(func.count()).select_from(User))
+        if not users:
+            password = secrets.token_urlsafe(12)
+            await create_user(
+                session, username="admin", password_hash=hash_password(password), role="admin"
+            )
+        admin = await get_user_by_username(session, "admin")
+        owner_id = admin.id if admin is not None else None
+        existing = {source.name: source async for source in iter_sources(session, kind="rss")}
+        for feed in DEMO_FEEDS:
+            config: dict[str, Any] = {"url": f"{base_url}/demo/feeds/{feed.slug}.xml"}
+            source = existing.get(feed.title)
+            if source is None:
+                await create_source(
+                    session,
+                    owner_id=owner_id,
+                    kind="rss",
+                    name=feed.title,
+                    config=config,
+                    poll_interval_s=DEMO_POLL_INTERVAL_S,
+                )
+            elif source.config.get("url") != config["url"]:
+                # The demo moved to another port since the last start.
+                await update_source(session, source.id, {"config": config}, owner_id=None)
+        for entity in DEMO_ENTITIES:
+            if await get_entity_by_name(session, str(entity["name"])) is None:
+                await create_entity(session, **entity)  # type: ignore[arg-type]
+    return DemoSetup(admin_password=password, sources=len(DEMO_FEEDS))
