@@ -104,8 +104,6 @@ def up(
     demo: Annotated[bool, typer.Option(help="Add offline demo feeds and an admin.")] = False,
 ) -> None:
     """Run everything in one process: API, dashboard, scheduler and workers."""
-    import uvicorn
-
     from sigwatch.api.app import create_app
 
     overrides: dict[str, Any] = {}
@@ -128,6 +126,17 @@ def up(
     console.print(f"  health      {url}/health/ready")
     console.print(f"  metrics     {url}/metrics")
     console.print("  Stop with Ctrl-C.")
+    _serve(application, host, port)
+
+
+def _serve(application: Any, host: str, port: int) -> None:
+    """Run the ASGI app with uvicorn until SIGTERM or Ctrl-C, then exit 0 after a clean stop."""
+    import uvicorn
+
+    # uvicorn re-raises the stop signal after its graceful shutdown so that the process dies of
+    # it; with these handlers in place that re-raise is a no-op and the exit status stays 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
     uvicorn.run(application, host=host, port=port, log_config=None, access_log=False)
 
 
@@ -154,13 +163,11 @@ def api(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
     """Run the API alone (scale out: several API processes, workers apart)."""
-    import uvicorn
-
     from sigwatch.api.app import create_app
 
     settings = _settings()
     _run(_check_current(settings))
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    _serve(create_app(settings), host, port)
 
 
 async def _check_current(settings: Settings) -> None:

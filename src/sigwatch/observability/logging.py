@@ -47,6 +47,8 @@ def configure_logging(
     # httpx logs every request at INFO with the full URL; sigwatch logs its own, redacted.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # Alembic narrates every migration step at INFO; sigwatch reports the outcome itself.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 class _StderrLogger:
