@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint fmt typecheck bench lock clean
+.PHONY: help install run test lint fmt typecheck docs bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,15 +29,18 @@ test: install lint typecheck ## lint, type-check and run the whole test suite
 	fi; $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install ## ruff
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs
+	$(BIN)/ruff format --check src tests benchmarks docs
 
 fmt: install ## format and fix what ruff can
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks docs
+	$(BIN)/ruff check --fix src tests benchmarks docs
 
 typecheck: install ## mypy --strict on src/
 	$(BIN)/mypy src
+
+docs: install ## regenerate the settings table and CLI reference in docs/
+	$(BIN)/python docs/generate.py
 
 bench: install ## run the benchmarks
 	$(BIN)/python benchmarks/bench_ingest.py
