@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from feedbuilder import rss_feed
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from feedbuilder import rss_feed
 from sigwatch.auth import hash_api_key
 from sigwatch.cli import app
 from sigwatch.config import load_settings
@@ -99,7 +99,9 @@ def test_user_and_api_key_creation_prints_the_key_last(sigwatch, data_dir):
 def test_short_password_and_duplicate_user_are_refused(sigwatch):
     short = sigwatch("user", "create", "bob", "--password-stdin", input="short\n")
     assert short.exit_code == 1 and "8 characters" in short.output
-    assert sigwatch("user", "create", "bob", "--password-stdin", input="long enough\n").exit_code == 0
+    assert (
+        sigwatch("user", "create", "bob", "--password-stdin", input="long enough\n").exit_code == 0
+    )
     again = sigwatch("user", "create", "bob", "--password-stdin", input="long enough\n")
     assert again.exit_code == 1 and "bob" in again.output
 
@@ -136,9 +138,13 @@ def test_source_add_to_a_private_address_says_how_to_allow_it(sigwatch, server):
 
 def test_opml_import_skips_present_feeds_and_export_round_trips(sigwatch, server, tmp_path):
     urls = [server.serve(f"/f{n}.xml", rss_feed([f"item {n}"])) for n in range(3)]
-    outlines = "".join(f'<outline type="rss" text="Feed {n}" xmlUrl="{u}"/>' for n, u in enumerate(urls))
+    outlines = "".join(
+        f'<outline type="rss" text="Feed {n}" xmlUrl="{u}"/>' for n, u in enumerate(urls)
+    )
     opml = tmp_path / "feeds.opml"
-    opml.write_text(f'<?xml version="1.0"?><opml version="2.0"><head/><body>{outlines}</body></opml>')
+    opml.write_text(
+        f'<?xml version="1.0"?><opml version="2.0"><head/><body>{outlines}</body></opml>'
+    )
 
     first = sigwatch("source", "import", str(opml))
     assert first.exit_code == 0, first.output
@@ -181,7 +187,9 @@ def test_collect_search_and_export_posts(sigwatch, server, tmp_path):
 
 
 def test_collect_reports_failures_with_exit_status_1(sigwatch, server):
-    url = server.serve("/broken.xml", b"<html>not a feed</html>", headers={"Content-Type": "text/html"})
+    url = server.serve(
+        "/broken.xml", b"<html>not a feed</html>", headers={"Content-Type": "text/html"}
+    )
     # Add it with discovery off the table: serve a feed first, then break it.
     server.serve("/broken.xml", rss_feed(["ok"]))
     assert sigwatch("source", "add", "rss", url).exit_code == 0
