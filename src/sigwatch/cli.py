@@ -19,6 +19,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sigwatch.config import Settings, load_settings
+from sigwatch.db.audit import record_audit, snapshot
 from sigwatch.db.engine import create_engine, session_factory
 from sigwatch.db.migrate import require_current, upgrade
 from sigwatch.errors import NotFound, SigwatchError
@@ -251,7 +252,10 @@ async def _user_create(settings: Settings, name: str, password: str, role: str) 
     from sigwatch.db.users import create_user
 
     async with _database(settings) as sessions, sessions.begin() as session:
-        await create_user(session, username=name, password_hash=hash_password(password), role=role)
+        user = await create_user(
+            session, username=name, password_hash=hash_password(password), role=role
+        )
+        await record_audit(session, "cli", "create", "user", user.id, None, snapshot(user))
 
 
 @apikey_app.command("create")
@@ -277,7 +281,8 @@ async def _apikey_create(settings: Settings, username: str, name: str) -> str:
             raise NotFound(
                 f"no user {username!r}: create one with `sigwatch user create {username}`"
             )
-        _, key = await create_api_key(session, user_id=user.id, name=name)
+        api_key, key = await create_api_key(session, user_id=user.id, name=name)
+        await record_audit(session, "cli", "create", "api_key", api_key.id, None, snapshot(api_key))
     return key
 
 
@@ -317,6 +322,7 @@ async def _source_add_rss(
             poll_interval_s=interval or settings.poll_interval_s,
             owner_id=None,
         )
+        await record_audit(session, "cli", "create", "source", source.id, None, snapshot(source))
         return source.id, feed_url
 
 
@@ -391,13 +397,16 @@ async def _source_import(
         for feed in feeds:
             if feed.url in present:
                 continue
-            await create_source(
+            source = await create_source(
                 session,
                 kind="rss",
                 name=feed.title or _name_from_url(feed.url),
                 config={"url": feed.url},
                 poll_interval_s=interval or settings.poll_interval_s,
                 owner_id=None,
+            )
+            await record_audit(
+                session, "cli", "import", "source", source.id, None, snapshot(source)
             )
             present.add(feed.url)
             added += 1

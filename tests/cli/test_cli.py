@@ -20,6 +20,7 @@ from sigwatch.auth import hash_api_key
 from sigwatch.cli import app
 from sigwatch.config import load_settings
 from sigwatch.db.api_keys import find_api_key
+from sigwatch.db.audit import list_audit
 from sigwatch.db.engine import create_engine, session_factory
 
 
@@ -112,7 +113,7 @@ def test_api_key_for_unknown_user_says_how_to_create_one(sigwatch):
     assert "sigwatch user create" in result.output
 
 
-def test_source_add_finds_the_feed_on_a_home_page(sigwatch, server):
+def test_source_add_finds_the_feed_on_a_home_page(sigwatch, server, data_dir):
     feed_url = server.serve("/blog/feed.xml", rss_feed(["hello"]))
     server.serve(
         "/",
@@ -125,6 +126,17 @@ def test_source_add_finds_the_feed_on_a_home_page(sigwatch, server):
     assert feed_url in result.output
     listing = sigwatch("source", "list")
     assert "Blog" in listing.output and "60s" in listing.output
+
+    async def audited() -> list[tuple[str, str, str]]:
+        engine = create_engine(load_settings(data_dir=data_dir))
+        try:
+            async with session_factory(engine)() as session:
+                page = await list_audit(session, object_type="source")
+                return [(row.actor, row.action, row.after["name"]) for row in page.items]
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(audited()) == [("cli", "create", "Blog")]
 
 
 def test_source_add_to_a_private_address_says_how_to_allow_it(sigwatch, server):
