@@ -113,7 +113,10 @@ async def run(database_url: str | None, n: int, batch: int, data_dir: Path) -> d
     sessions = session_factory(engine)
     dialect = engine.dialect.name
     async with sessions.begin() as session:
-        store_source, bare_source = Source(kind="rss", name="store"), Source(kind="rss", name="bare")
+        store_source, bare_source = (
+            Source(kind="rss", name="store"),
+            Source(kind="rss", name="bare"),
+        )
         session.add_all([store_source, bare_source])
         await session.flush()
         store_id, bare_id = store_source.id, bare_source.id

@@ -23,9 +23,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: Probes and scrapes arrive every few seconds; their access lines are logged at debug level.
-_QUIET_ROUTES = frozenset(
-    {"/health/live", "/health/ready", "/metrics", "/demo/feeds/{slug}.xml"}
-)
+_QUIET_ROUTES = frozenset({"/health/live", "/health/ready", "/metrics", "/demo/feeds/{slug}.xml"})
 #: The route label of requests that matched no route, so raw paths never become label values.
 UNMATCHED_ROUTE = "unmatched"
 
