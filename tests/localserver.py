@@ -32,6 +32,8 @@ class Recorded:
 
     path: str
     headers: dict[str, str]
+    method: str = "GET"
+    body: bytes = b""
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -44,6 +46,26 @@ class Handler(BaseHTTPRequestHandler):
         self.server.owner.requests.append(
             Recorded(self.path, {k.lower(): v for k, v in self.headers.items()})
         )
+        routes = self.server.owner.routes
+        route = routes.get(self.path) or routes.get(self.path.split("?", 1)[0])
+        if route is None:
+            self.send_static(Static(b"not found", 404, {"Content-Type": "text/plain"}))
+        elif isinstance(route, Static):
+            self.send_static(route)
+        else:
+            route(self)
+
+    def do_POST(self) -> None:
+        """Record the request with its body, then answer as a GET of the same path would."""
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        self.server.owner.requests.append(
+            Recorded(self.path, {k.lower(): v for k, v in self.headers.items()}, "POST", body)
+        )
+        self._answer_from_routes()
+
+    def _answer_from_routes(self) -> None:
+        """Answer from the routes without recording (the POST was recorded with its body)."""
         routes = self.server.owner.routes
         route = routes.get(self.path) or routes.get(self.path.split("?", 1)[0])
         if route is None:

@@ -6,11 +6,11 @@ import asyncio
 import functools
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
-from datetime import datetime
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TextIO, TypeVar
 
 import typer
 from rich.console import Console
@@ -38,6 +38,9 @@ apikey_app = typer.Typer(help="API keys for scripts and integrations.", no_args_
 source_app = typer.Typer(help="Sources to collect posts from.", no_args_is_help=True)
 source_add_app = typer.Typer(help="Add a source.", no_args_is_help=True)
 export_app = typer.Typer(help="Export the archive.", no_args_is_help=True)
+watchlist_app = typer.Typer(
+    help="The watchlist: entities and rule overrides.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(user_app, name="user")
@@ -45,6 +48,7 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(source_app, name="source")
 source_app.add_typer(source_add_app, name="add")
 app.add_typer(export_app, name="export")
+app.add_typer(watchlist_app, name="watchlist")
 
 console = Console()
 errors = Console(stderr=True)
@@ -560,5 +564,178 @@ async def _export_posts(
                 posts,
                 out,
                 fmt,  # type: ignore[arg-type]
+                on_progress=lambda n: progress.update(task, completed=n),
+            )
+
+
+# --- detection -----------------------------------------------------------------------------------
+
+
+@watchlist_app.command("import")
+@friendly_errors
+def watchlist_import(
+    file: Annotated[Path, typer.Argument(help="Watchlist YAML: entities and optional rules.")],
+) -> None:
+    """Add or update entities by name and replace the rule overrides; all or nothing."""
+    from sigwatch.detect import load_watchlist_yaml
+
+    if not file.exists():
+        raise _fail(f"{file} does not exist")
+    parsed = load_watchlist_yaml(file.read_text(encoding="utf-8"))
+    settings = _settings()
+    added, updated, rules = _run(_watchlist_import(settings, parsed))
+    console.print(f"watchlist imported: {added} entities added, {updated} updated, {rules} rules")
+
+
+async def _watchlist_import(settings: Settings, parsed: Any) -> tuple[int, int, int]:
+    from sigwatch.db.watchlist import import_watchlist
+
+    async with _database(settings) as sessions, sessions.begin() as session:
+        return await import_watchlist(session, parsed, actor="cli")
+
+
+@watchlist_app.command("export")
+@friendly_errors
+def watchlist_export(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write; default stdout.")
+    ] = None,
+) -> None:
+    """Write the watchlist as YAML, in the format watchlist import reads."""
+    settings = _settings()
+    document = _run(_watchlist_export(settings))
+    if output is None:
+        sys.stdout.write(document)
+    else:
+        output.write_text(document, encoding="utf-8")
+        errors.print(f"wrote the watchlist to {output}")
+
+
+async def _watchlist_export(settings: Settings) -> str:
+    from sigwatch.db.watchlist import load_watchlist
+    from sigwatch.detect import dump_watchlist_yaml
+
+    async with _database(settings) as sessions, sessions() as session:
+        return dump_watchlist_yaml((await load_watchlist(session)).watchlist)
+
+
+@app.command()
+@friendly_errors
+def analyze(
+    watchlist: Annotated[Path, typer.Option("--watchlist", help="Watchlist YAML to detect with.")],
+    input_file: Annotated[
+        Path | None, typer.Option("--input", help="JSONL posts; default standard input.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="JSONL detections; default standard output.")
+    ] = None,
+    min_confidence: Annotated[
+        float | None,
+        typer.Option("--min-confidence", min=0, max=1, help="Threshold; default the product's."),
+    ] = None,
+) -> None:
+    """Detect events in JSONL posts offline: no database, no network, streamed."""
+    from sigwatch.detect import DEFAULT_MIN_CONFIDENCE, run_analyze
+
+    if not watchlist.exists():
+        raise _fail(f"{watchlist} does not exist: give a watchlist YAML with --watchlist")
+    if input_file is not None and not input_file.exists():
+        raise _fail(f"{input_file} does not exist")
+    threshold = DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence
+    with (
+        input_file.open(encoding="utf-8") if input_file else _stdin() as source,
+        output.open("w", encoding="utf-8") if output else _stdout() as sink,
+    ):
+        count = run_analyze(watchlist, source, sink, threshold)
+    errors.print(f"{count} detections")
+
+
+@contextmanager
+def _stdin() -> Iterator[TextIO]:
+    yield sys.stdin
+
+
+@contextmanager
+def _stdout() -> Iterator[TextIO]:
+    yield sys.stdout
+    sys.stdout.flush()
+
+
+@app.command()
+@friendly_errors
+def backtest(
+    since: Annotated[
+        datetime | None, typer.Option(help="Replay posts published from (UTC).")
+    ] = None,
+    until: Annotated[
+        datetime | None, typer.Option(help="Replay posts published before (UTC).")
+    ] = None,
+    watchlist: Annotated[
+        Path | None, typer.Option("--watchlist", help="Watchlist YAML; default the stored one.")
+    ] = None,
+    min_confidence: Annotated[
+        float | None, typer.Option("--min-confidence", min=0, max=1, help="Alert threshold.")
+    ] = None,
+) -> None:
+    """Replay archived posts through the rules; report what would have alerted (sends nothing)."""
+    from sigwatch.detect import load_watchlist_yaml
+
+    parsed = None
+    if watchlist is not None:
+        if not watchlist.exists():
+            raise _fail(f"{watchlist} does not exist")
+        parsed = load_watchlist_yaml(watchlist.read_text(encoding="utf-8"))
+    settings = _settings()
+    report = _run(_backtest(settings, parsed, _utc(since), _utc(until), min_confidence))
+    table = Table("first evidence", "entity", "event", "confidence", "evidence", "title")
+    for alert in report.alerts:
+        table.add_row(
+            _when(alert.first_evidence_at),
+            alert.entity,
+            alert.event,
+            f"{alert.confidence:.2f}",
+            str(alert.evidence),
+            alert.title[:60],
+        )
+    console.print(table)
+    console.print(f"{report.posts} posts replayed, {len(report.alerts)} alerts would have fired")
+    for title, counts in (("per event", report.per_event), ("per entity", report.per_entity)):
+        console.print(f"{title}: " + ", ".join(f"{k} {v}" for k, v in counts.most_common()))
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+async def _backtest(
+    settings: Settings,
+    parsed: Any,
+    since: datetime | None,
+    until: datetime | None,
+    min_confidence: float | None,
+) -> Any:
+    from sigwatch.alerts.backtest import run_backtest
+    from sigwatch.alerts.record import Detector, alert_threshold
+    from sigwatch.db.watchlist import load_watchlist
+    from sigwatch.detect import build_index
+    from sigwatch.export import iter_posts
+
+    async with _database(settings) as sessions:
+        async with sessions() as session:
+            stored = await load_watchlist(session)
+        detector = Detector(
+            build_index(parsed if parsed is not None else stored.watchlist), stored.entity_ids
+        )
+        threshold = alert_threshold(settings) if min_confidence is None else min_confidence
+        with Progress(
+            TextColumn("replaying"), TextColumn("{task.completed} posts"), console=errors
+        ) as progress:
+            task = progress.add_task("replay", total=None)
+            return await run_backtest(
+                iter_posts(sessions, since=since, until=until),
+                detector,
+                min_confidence=threshold,
                 on_progress=lambda n: progress.update(task, completed=n),
             )

@@ -60,8 +60,12 @@ class Settings(BaseSettings):
     )
     lease_s: int = Field(120, ge=5, description="How long a worker holds a claimed source.")
     worker_concurrency: int = Field(4, ge=1, description="Sources polled at once per worker.")
+    delivery_concurrency: int = Field(16, ge=1, description="Notifications a worker sends at once.")
     shutdown_grace_s: float = Field(
         20.0, ge=0, description="On SIGTERM, how long in-flight polls may take to finish."
+    )
+    alert_min_confidence: float | None = Field(
+        None, ge=0, le=1, description="Confidence a detection needs to alert; unset: the default."
     )
     access_token_ttl_s: int = Field(900, ge=60, description="Lifetime of a JWT access token.")
     refresh_token_ttl_s: int = Field(

@@ -8,6 +8,9 @@
     │   ├── FetchError         the network answer was unusable (timeout, status, size)
     │   │   └── BlockedAddress the SSRF guard refused the destination
     │   └── ParseError         the body could not be understood
+    ├── DeliveryError          a notification could not be delivered
+    │   ├── TransientDeliveryError  worth retrying later (timeout, 5xx, 429)
+    │   └── PermanentDeliveryError  retrying cannot help (bad credentials, 4xx, bad config)
     ├── InvalidInput           a request field is wrong (names the field)
     ├── NotFound               an id names nothing
     ├── Conflict               the change clashes with existing data
@@ -43,6 +46,22 @@ class BlockedAddress(FetchError):
 
 class ParseError(SourceError):
     """The body was fetched but could not be parsed into posts."""
+
+
+class DeliveryError(SigwatchError):
+    """A notification could not be delivered to a channel; the message is kept on the delivery."""
+
+
+class TransientDeliveryError(DeliveryError):
+    """The channel failed in a way worth retrying; ``retry_after_s`` is the receiver's own ask."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The channel refused in a way no retry can fix: the user must change the channel."""
 
 
 class InvalidInput(SigwatchError):

@@ -11,7 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from sigwatch.config import load_settings
-from sigwatch.errors import ConfigError, FetchError
+from sigwatch.errors import BlockedAddress, ConfigError, FetchError
 from sigwatch.net.client import OutboundClient, redact_url
 
 
@@ -258,3 +258,73 @@ def test_allowed_private_networks_rejects_a_non_cidr(monkeypatch):
 
     with pytest.raises(ConfigError, match="'my-nas' is not a network"):
         load_settings()
+
+
+async def test_post_sends_body_and_headers_and_returns_the_answer(server, client):
+    url = server.serve("/hook", b'{"ok":true}', headers={"Content-Type": "application/json"})
+
+    response = await client.post(url, content=b'{"a":1}', headers={"X-Test": "yes"})
+
+    assert (response.status, response.body) == (200, b'{"ok":true}')
+    seen = server.requests[-1]
+    assert (seen.method, seen.body) == ("POST", b'{"a":1}')
+    assert seen.headers["x-test"] == "yes"
+    assert seen.headers["user-agent"] == "sigwatch-test/1"
+
+
+@pytest.mark.parametrize("status", [400, 410, 429, 503])
+async def test_post_returns_error_statuses_instead_of_raising(server, client, status):
+    url = server.serve("/hook", b"no", status=status, headers={"Retry-After": "7"})
+
+    response = await client.post(url, content=b"{}")
+
+    assert response.status == status
+    assert response.headers["retry-after"] == "7"
+
+
+async def test_post_does_not_follow_redirects(server, client):
+    server.serve("/elsewhere", b"moved here")
+    url = server.redirect("/hook", "/elsewhere", status=307)
+
+    response = await client.post(url, content=b"{}")
+
+    assert response.status == 307
+    assert [r.path for r in server.requests] == ["/hook"]
+
+
+async def test_post_to_a_private_address_is_refused_before_connecting(server, make_client):
+    url = server.serve("/hook")
+    client = make_client()  # no allowance: 127.0.0.1 is loopback
+
+    with pytest.raises(BlockedAddress):
+        await client.post(url, content=b"{}")
+
+    assert server.connections == 0
+
+
+async def test_post_to_a_slow_receiver_times_out(server, make_client):
+    url = server.sleep_then_serve("/hook", seconds=3)
+    client = make_client(allowed_networks=["127.0.0.1/32"], timeout_s=0.5)
+
+    started = time.monotonic()
+    with pytest.raises(FetchError, match=r"timed out after 0\.5s posting to http://127\.0\.0\.1"):
+        await client.post(url, content=b"{}")
+
+    assert time.monotonic() - started < 2.5
+
+
+async def test_post_answer_over_the_cap_is_refused(server, make_client):
+    url = server.stream("/hook", 5_000_000, chunked=True)
+    client = make_client(allowed_networks=["127.0.0.1/32"], max_response_bytes=10_000)
+
+    with pytest.raises(FetchError, match="exceeded the limit of 10,000 bytes"):
+        await client.post(url, content=b"{}")
+
+
+async def test_post_to_a_closed_port_raises_fetch_error(client):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+        with pytest.raises(FetchError, match=r"could not connect to 127\.0\.0\.1"):
+            await client.post(f"http://127.0.0.1:{port}/hook", content=b"{}")

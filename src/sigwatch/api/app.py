@@ -17,12 +17,18 @@ from sigwatch.api.deps import Runtime, get_principal
 from sigwatch.api.errors import register_error_handlers
 from sigwatch.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from sigwatch.api.routes import (
+    alerts,
     api_keys,
+    channels,
+    deliveries,
+    detect,
     entities,
     health,
     jobs,
     posts,
+    rules,
     sources,
+    subscriptions,
     users,
 )
 from sigwatch.api.routes import (
@@ -69,7 +75,20 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
     app.include_router(auth_routes.router)
     # Every resource router requires a caller; routes that need one ask for it again (cached).
     authenticated = [Depends(get_principal)]
-    for module in (users, api_keys, sources, jobs, posts, entities):
+    for module in (
+        users,
+        api_keys,
+        sources,
+        jobs,
+        posts,
+        entities,
+        alerts,
+        detect,
+        rules,
+        channels,
+        subscriptions,
+        deliveries,
+    ):
         app.include_router(module.router, dependencies=authenticated)
     return app
 

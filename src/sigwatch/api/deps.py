@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Literal, cast
 
 from fastapi import Depends, Request
@@ -12,10 +12,12 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sigwatch import auth
+from sigwatch.alerts.detectors import DetectorCache
 from sigwatch.config import Settings
 from sigwatch.db import api_keys, users
 from sigwatch.db.models import ApiKey, User
 from sigwatch.errors import AuthError, Forbidden, NotFound
+from sigwatch.live.bus import LiveBus, MemoryBus
 
 API_KEY_HEADER = "X-API-Key"
 NOT_AUTHENTICATED = (
@@ -36,6 +38,10 @@ class Runtime:
     redis: Redis | None = None
     #: False when the database was unreachable at startup: readiness checks the schema later.
     schema_checked: bool = False
+    #: The compiled watchlist, for POST /api/v1/detect.
+    detectors: DetectorCache = field(default_factory=DetectorCache)
+    #: The live bus alert events travel on (see sigwatch.live); in process unless Redis is set.
+    bus: LiveBus = field(default_factory=MemoryBus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +103,13 @@ async def get_principal(
     api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal:
     """Authenticate by API key header or bearer token (an API key also works as bearer)."""
+    return await authenticate(runtime, session, bearer=bearer, api_key=api_key)
+
+
+async def authenticate(
+    runtime: Runtime, session: AsyncSession, *, bearer: str | None, api_key: str | None
+) -> Principal:
+    """The caller an API key or a bearer token names (shared by HTTP and WebSocket routes)."""
     if api_key:
         return await _from_api_key(session, api_key)
     if bearer:

@@ -300,6 +300,7 @@ class PostOut(ResponseModel):
     text: str
     published_at: datetime | None
     collected_at: datetime
+    sentiment: float | None = None
     metrics: dict[str, Any]
 
 

@@ -113,6 +113,7 @@ class Post(Base):
     published_at: Mapped[datetime | None] = mapped_column(default=None)
     collected_at: Mapped[datetime] = mapped_column(default=utcnow)
     content_hash: Mapped[str] = mapped_column(String(64))
+    sentiment: Mapped[float | None] = mapped_column(Float, default=None)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     raw: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
@@ -171,3 +172,164 @@ class AuditLog(Base):
     object_id: Mapped[str] = mapped_column(String(64))
     before: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
+
+
+class Alert(Base):
+    """One story: an (entity, event) seen in one or more posts, with its corroborated confidence."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_story", "entity", "event", "last_evidence_at"),
+        Index("ix_alerts_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    entity: Mapped[str] = mapped_column(String(200))
+    entity_id: Mapped[int | None] = mapped_column(
+        ForeignKey("entities.id", ondelete="SET NULL"), default=None
+    )
+    event: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    confidence: Mapped[float] = mapped_column(Float)
+    urgency: Mapped[str] = mapped_column(String(16))
+    event_time: Mapped[datetime | None] = mapped_column(default=None)
+    title: Mapped[str] = mapped_column(Text)
+    trade: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
+    first_seen_at: Mapped[datetime] = mapped_column()
+    last_evidence_at: Mapped[datetime] = mapped_column()
+    first_source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sources.id", ondelete="SET NULL"), default=None
+    )
+    lead_time_s: Mapped[float | None] = mapped_column(Float, default=None)
+    source_count: Mapped[int] = mapped_column(Integer, default=1)
+    evidence_count: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AlertEvidence(Base):
+    """A post that supports an alert, with why the detector fired on it."""
+
+    __tablename__ = "alert_evidence"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "post_id"),
+        Index("ix_alert_evidence_post_id", "post_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    published_at: Mapped[datetime] = mapped_column()
+    confidence: Mapped[float] = mapped_column(Float)
+    urgency: Mapped[str] = mapped_column(String(16))
+    event_time: Mapped[datetime | None] = mapped_column(default=None)
+    features: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    spans: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    simhash: Mapped[str] = mapped_column(String(16))
+    detected_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AlertHistory(Base):
+    """One change of an alert: created, corroborated, or a status change, with who and when."""
+
+    __tablename__ = "alert_history"
+    __table_args__ = (Index("ix_alert_history_alert_id", "alert_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    actor: Mapped[str] = mapped_column(String(128), default="system")
+    action: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16), default=None)
+    to_status: Mapped[str | None] = mapped_column(String(16), default=None)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class RuleOverrideRow(Base):
+    """The watchlist's override of one built-in event rule (see sigwatch.detect.watchlist)."""
+
+    __tablename__ = "rule_overrides"
+
+    event: Mapped[str] = mapped_column(String(32), primary_key=True)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Channel(Base):
+    """Where a user's notifications go: a webhook or an Apprise URL; secrets sealed at rest."""
+
+    __tablename__ = "channels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    rate_limit_per_min: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Subscription(Base):
+    """Which alerts a user wants, on which channels, how often, and when not."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    channel_ids: Mapped[list[int]] = mapped_column(JSONType, default=list)
+    mode: Mapped[str] = mapped_column(String(16), default="instant")
+    notify_on: Mapped[str] = mapped_column(String(16), default="new")
+    quiet_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Silence(Base):
+    """A user's mute of an entity and/or event until a time."""
+
+    __tablename__ = "silences"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    entity: Mapped[str | None] = mapped_column(String(200), default=None)
+    event: Mapped[str | None] = mapped_column(String(32), default=None)
+    until: Mapped[datetime] = mapped_column()
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Delivery(Base):
+    """One notification to send (the outbox), written with the alert change it announces."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_channel_sent", "channel_id", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int | None] = mapped_column(
+        ForeignKey("alerts.id", ondelete="CASCADE"), index=True, default=None
+    )
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    subscription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="SET NULL"), default=None
+    )
+    kind: Mapped[str] = mapped_column(String(16), default="new")
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    response_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -202,6 +202,23 @@ def _tsquery(q: str) -> str:
     return " & ".join(f"'{word}'" for word in _query_words(q))
 
 
+def _matching_ids(dialect: str, q: str) -> Any:
+    if dialect == "postgresql":
+        return select(Post.id).where(
+            literal_column("posts.search_vector").op("@@")(
+                text("CAST(:tsquery AS tsquery)").bindparams(tsquery=_tsquery(q))
+            )
+        )
+    return text("SELECT rowid FROM posts_fts WHERE posts_fts MATCH :match").bindparams(
+        match=_fts_match(q)
+    )
+
+
+def matching_post_ids(session: AsyncSession, q: str) -> Any:
+    """A sub-select of the ids of posts whose title or text holds every word of ``q``."""
+    return _matching_ids(session.get_bind().dialect.name, q)
+
+
 def _filtered(
     statement: Select[Any],
     dialect: str,
@@ -226,20 +243,7 @@ def _filtered(
     if until is not None:
         statement = statement.where(Post.published_at < until)
     if q is not None:
-        if dialect == "postgresql":
-            statement = statement.where(
-                literal_column("posts.search_vector").op("@@")(
-                    text("CAST(:tsquery AS tsquery)").bindparams(tsquery=_tsquery(q))
-                )
-            )
-        else:
-            statement = statement.where(
-                Post.id.in_(
-                    text("SELECT rowid FROM posts_fts WHERE posts_fts MATCH :match").bindparams(
-                        match=_fts_match(q)
-                    )
-                )
-            )
+        statement = statement.where(Post.id.in_(_matching_ids(dialect, q)))
     return statement
 
 
@@ -312,6 +316,14 @@ async def get_post(session: AsyncSession, post_id: int, *, owner_id: int | None)
     if post is None:
         raise NotFound(f"post {post_id} does not exist")
     return post
+
+
+async def get_posts_by_ids(session: AsyncSession, post_ids: Sequence[int]) -> list[Post]:
+    """The posts with these ids, in id order."""
+    if not post_ids:
+        return []
+    rows = await session.scalars(select(Post).where(Post.id.in_(post_ids)).order_by(Post.id))
+    return list(rows.all())
 
 
 async def count_posts(session: AsyncSession, *, source_id: int | None = None) -> int:

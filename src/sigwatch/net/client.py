@@ -35,7 +35,7 @@ _SECRET_NAME = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class FetchedResponse:
-    """A successful (2xx or 304) answer: final URL after redirects, status, headers and body."""
+    """An answer: final URL, status, headers and body (``get`` returns only 2xx and 304)."""
 
     url: str
     status: int
@@ -111,6 +111,61 @@ class OutboundClient:
                 return await self._follow(url, dict(headers or {}))
         except TimeoutError:
             raise self._timeout_error(url) from None
+
+    async def post(
+        self, url: str, *, content: bytes, headers: Mapping[str, str] | None = None
+    ) -> FetchedResponse:
+        """POST ``content`` to ``url`` and return the answer whatever its status.
+
+        Redirects are returned, not followed: re-sending a signed body to wherever a 3xx points
+        is the receiver's configuration error to fix, not the sender's to guess. Timeouts,
+        connection failures, refused destinations and oversize answers raise FetchError.
+        """
+        target = _checked_url(url)
+        shown = redact_url(url)
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                async with self._client.stream(
+                    "POST", target, content=content, headers=dict(headers or {})
+                ) as response:
+                    log.debug(
+                        "outbound request",
+                        method="POST",
+                        url=shown,
+                        status=response.status_code,
+                        duration_ms=round((time.monotonic() - started) * 1000),
+                    )
+                    body = await self._read_capped(response, shown)
+                    return FetchedResponse(
+                        url=str(response.url),
+                        status=response.status_code,
+                        headers=response.headers,
+                        body=body,
+                    )
+        except BlockedAddress:
+            log.debug("outbound request refused", method="POST", url=shown, error="blocked")
+            raise
+        except SigwatchError:
+            raise
+        except (TimeoutError, httpx.TimeoutException):
+            log.debug("outbound request failed", method="POST", url=shown, error="timeout")
+            raise FetchError(
+                f"timed out after {self.timeout_s:g}s posting to {shown}: the receiver is slow "
+                "or unreachable; it should answer quickly and do slow work afterwards"
+            ) from None
+        except httpx.ConnectError as exc:
+            log.debug("outbound request failed", method="POST", url=shown, error="connect")
+            raise FetchError(
+                f"could not connect to {target.host} posting to {shown} ({_reason(exc)}): "
+                "check the host name and that the receiver is up"
+            ) from None
+        except httpx.HTTPError as exc:
+            log.debug("outbound request failed", method="POST", url=shown, error=type(exc).__name__)
+            raise FetchError(
+                f"network error posting to {shown} ({_reason(exc)}): the receiver sent a broken "
+                "answer or closed the connection"
+            ) from None
 
     async def _follow(self, url: str, headers: dict[str, str]) -> FetchedResponse:
         current = _checked_url(url)

@@ -42,3 +42,15 @@ HTTP_REQUEST_DURATION = Histogram(
     ["route"],
     registry=REGISTRY,
 )
+DELIVERIES = Counter(
+    "sigwatch_deliveries",
+    "Notifications by channel kind and outcome (sent, retry, dead).",
+    ["channel", "outcome"],
+    registry=REGISTRY,
+)
+ALERTS = Counter(
+    "sigwatch_alerts",
+    "Alert changes by event type and kind (created, corroborated).",
+    ["event", "change"],
+    registry=REGISTRY,
+)

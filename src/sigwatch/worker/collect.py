@@ -8,10 +8,15 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sigwatch.alerts.detectors import DetectorCache
+from sigwatch.alerts.record import detect_and_record
+from sigwatch.alerts.routing import route_changes
+from sigwatch.db.alerts import AlertChange
 from sigwatch.db.jobs import finish_job, set_job_progress, start_queued_job
-from sigwatch.db.posts import store_posts
+from sigwatch.db.posts import get_posts_by_ids, store_posts
 from sigwatch.db.schedule import ClaimedSource, record_poll_failure, record_poll_success
 from sigwatch.db.types import utcnow
+from sigwatch.detect import DEFAULT_MIN_CONFIDENCE
 from sigwatch.errors import SigwatchError
 from sigwatch.net.client import OutboundClient
 from sigwatch.observability.metrics import POLL_DURATION, POLLS, POSTS_INGESTED
@@ -34,6 +39,7 @@ class PollOutcome:
     error: str | None = None
     warning: str | None = None
     duration_s: float = 0.0
+    alerts: tuple[AlertChange, ...] = ()
 
     @property
     def counters(self) -> dict[str, int]:
@@ -48,8 +54,14 @@ async def poll_source(
     sessions: async_sessionmaker[AsyncSession],
     worker_id: str,
     max_backoff_s: int,
+    detectors: DetectorCache | None = None,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
 ) -> PollOutcome:
-    """Fetch ``claimed``, store its posts and health in one transaction, and free its lease."""
+    """Fetch ``claimed``; store its posts, their alerts and its health in one transaction.
+
+    Detection runs on new posts only, inside the transaction that stores them, so an alert never
+    exists without its evidence nor a stored post without its detection.
+    """
     started = time.perf_counter()
     async with sessions.begin() as session:
         job_id = await start_queued_job(session, claimed.id)
@@ -69,7 +81,9 @@ async def poll_source(
     if job_id is not None:
         async with sessions.begin() as session:
             await set_job_progress(session, job_id, 0.5, {"fetched": len(result.posts)})
-    return await _record_success(claimed, sessions, worker_id, job_id, result, started)
+    return await _record_success(
+        claimed, sessions, worker_id, job_id, result, started, detectors, min_confidence
+    )
 
 
 async def _record_success(
@@ -79,10 +93,22 @@ async def _record_success(
     job_id: int | None,
     result: FetchResult,
     started: float,
+    detectors: DetectorCache | None,
+    min_confidence: float,
 ) -> PollOutcome:
     warning = "; ".join(result.warnings) or None
     async with sessions.begin() as session:
         stored = await store_posts(session, claimed.id, result.posts)
+        changes: list[AlertChange] = []
+        if detectors is not None and stored.new_ids:
+            changes = await detect_and_record(
+                session,
+                await get_posts_by_ids(session, stored.new_ids),
+                await detectors.get(session),
+                min_confidence=min_confidence,
+                source_name=claimed.name,
+            )
+            await route_changes(session, changes, now=utcnow())
         await record_poll_success(
             session,
             claimed.id,
@@ -101,6 +127,7 @@ async def _record_success(
             updated=len(stored.updated_ids),
             warning=warning,
             duration_s=time.perf_counter() - started,
+            alerts=tuple(changes),
         )
         if job_id is not None:
             await finish_job(session, job_id, succeeded=True, counters=outcome.counters)
@@ -116,6 +143,7 @@ async def _record_success(
         new_posts=outcome.new,
         updated_posts=outcome.updated,
         not_modified=outcome.not_modified,
+        alerts=len(changes),
         warning=warning,
         duration_ms=round(outcome.duration_s * 1000, 1),
     )

@@ -6,22 +6,29 @@ import asyncio
 import os
 import socket
 import uuid
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable, Sequence
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sigwatch.config import Settings
+from sigwatch.alerts.detectors import DetectorCache
+from sigwatch.alerts.record import alert_threshold
+from sigwatch.config import Settings, ensure_secret_key
+from sigwatch.db.outbox import claim_due_deliveries, release_delivery_leases
 from sigwatch.db.schedule import ClaimedSource, claim_due_sources, count_due_sources, release_leases
 from sigwatch.db.types import utcnow
 from sigwatch.net.client import OutboundClient
 from sigwatch.observability.metrics import QUEUE_DEPTH
 from sigwatch.worker.collect import PollOutcome, poll_source
+from sigwatch.worker.deliver import send_deliveries
 
 log = structlog.get_logger(__name__)
 
 #: How often an idle worker looks for due sources; "poll now" requests wait at most this long.
 IDLE_TICK_S = 1.0
+#: Deliveries claimed at once by one worker.
+DELIVERY_BATCH = 64
 #: Longest pause after the database failed to answer, before trying again.
 MAX_DB_RETRY_S = 30.0
 
@@ -49,15 +56,26 @@ class Worker:
         self._client = client
         self._idle_tick_s = idle_tick_s
         self._active_client: OutboundClient | None = None
+        self._detectors = DetectorCache()
+        self._deliveries_due = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Claim and poll until ``stop`` is set, then finish in-flight polls (bounded) and leave."""
+        """Poll sources and send deliveries until ``stop`` is set, then finish in-flight work."""
         client = self._client or OutboundClient.from_settings(self.settings)
         self._active_client = client
+        log.info("worker started", worker_id=self.worker_id)
+        try:
+            await asyncio.gather(self._run_sources(stop), self._run_deliveries(stop))
+        finally:
+            if self._client is None:
+                await client.aclose()
+            log.info("worker stopped", worker_id=self.worker_id)
+
+    async def _run_sources(self, stop: asyncio.Event) -> None:
+        """Claim and poll due sources until stopped, then finish in-flight polls (bounded)."""
         in_flight: set[asyncio.Task[PollOutcome]] = set()
         stopping = asyncio.create_task(stop.wait())
         db_failures = 0
-        log.info("worker started", worker_id=self.worker_id)
         try:
             while not stop.is_set():
                 free = self.settings.worker_concurrency - len(in_flight)
@@ -84,9 +102,54 @@ class Worker:
         finally:
             await self._drain(in_flight)
             stopping.cancel()
-            if self._client is None:
-                await client.aclose()
-            log.info("worker stopped", worker_id=self.worker_id)
+
+    async def _run_deliveries(self, stop: asyncio.Event) -> None:
+        """Claim and send due deliveries until stopped; a poll that made alerts wakes it at once."""
+        assert self._active_client is not None
+        stopping = asyncio.create_task(stop.wait())
+        secret_key = ensure_secret_key(self.settings)
+        db_failures = 0
+        try:
+            while not stop.is_set():
+                try:
+                    async with self.sessions.begin() as session:
+                        batch = await claim_due_deliveries(
+                            session,
+                            worker_id=self.worker_id,
+                            now=utcnow(),
+                            lease_s=self.settings.lease_s,
+                            limit=DELIVERY_BATCH,
+                        )
+                    db_failures = 0
+                except Exception as exc:  # the database may be restarting; keep the loop alive
+                    db_failures += 1
+                    delay = min(MAX_DB_RETRY_S, 0.5 * 2**db_failures)
+                    log.warning("claiming deliveries failed", error=str(exc), retry_in_s=delay)
+                    await asyncio.wait({stopping}, timeout=delay)
+                    continue
+                if batch:
+                    await send_deliveries(
+                        batch,
+                        sessions=self.sessions,
+                        client=self._active_client,
+                        secret_key=secret_key,
+                        worker_id=self.worker_id,
+                        concurrency=self.settings.delivery_concurrency,
+                    )
+                    continue
+                self._deliveries_due.clear()
+                woken = asyncio.create_task(self._deliveries_due.wait())
+                await asyncio.wait(
+                    {stopping, woken}, timeout=self._idle_tick_s, return_when=FIRST_COMPLETED
+                )
+                woken.cancel()
+        finally:
+            stopping.cancel()
+            try:
+                async with self.sessions.begin() as session:
+                    await release_delivery_leases(session, worker_id=self.worker_id)
+            except Exception as exc:  # leases expire by themselves if the database is away
+                log.warning("releasing delivery leases failed", error=str(exc))
 
     async def _claim(self, limit: int) -> list[ClaimedSource]:
         async with self.sessions.begin() as session:
@@ -104,16 +167,21 @@ class Worker:
     async def _poll(self, source: ClaimedSource) -> PollOutcome:
         assert self._active_client is not None
         try:
-            return await poll_source(
+            outcome = await poll_source(
                 source,
                 client=self._active_client,
                 sessions=self.sessions,
                 worker_id=self.worker_id,
                 max_backoff_s=self.settings.max_backoff_s,
+                detectors=self._detectors,
+                min_confidence=alert_threshold(self.settings),
             )
         except Exception as exc:  # storing failed (database away): the lease expires, poll retried
             log.exception("poll could not be recorded", source_id=source.id)
             return PollOutcome(source_id=source.id, ok=False, error=str(exc))
+        if outcome.alerts:
+            self._deliveries_due.set()
+        return outcome
 
     async def _drain(self, in_flight: set[asyncio.Task[PollOutcome]]) -> None:
         """Let running polls finish within the grace period, cancel the rest, free the leases."""
@@ -161,6 +229,7 @@ async def collect_once(
     if on_claimed is not None:
         on_claimed(claimed)
     active = client or OutboundClient.from_settings(settings)
+    detectors = DetectorCache()
     semaphore = asyncio.Semaphore(settings.worker_concurrency)
 
     async def one(source: ClaimedSource) -> PollOutcome:
@@ -171,6 +240,8 @@ async def collect_once(
                 sessions=sessions,
                 worker_id=worker_id,
                 max_backoff_s=settings.max_backoff_s,
+                detectors=detectors,
+                min_confidence=alert_threshold(settings),
             )
         if on_done is not None:
             on_done(outcome)

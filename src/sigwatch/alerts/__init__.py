@@ -1,0 +1,1 @@
+"""Alerts: folding detections into stories, the alert lifecycle, and what announces a change."""

@@ -1,0 +1,99 @@
+"""From newly stored posts to alerts: detect, fold into stories, keep each post's sentiment."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sigwatch.alerts.stories import simhash_hex
+from sigwatch.config import Settings
+from sigwatch.db.alerts import AlertChange, DetectionRecord, lock_stories, record_detection
+from sigwatch.db.models import Post
+from sigwatch.detect import DEFAULT_MIN_CONFIDENCE, Detection, DetectionIndex, PostInput, detect
+from sigwatch.detect.detector import analysed_text
+from sigwatch.detect.sentiment import sentiment_score
+from sigwatch.observability.metrics import ALERTS
+
+#: Title of an alert when its first post has none: the start of the text.
+TITLE_CHARS = 200
+
+
+def alert_threshold(settings: Settings) -> float:
+    """The confidence a detection needs to alert: the setting, or the detector's default."""
+    if settings.alert_min_confidence is not None:
+        return settings.alert_min_confidence
+    return DEFAULT_MIN_CONFIDENCE
+
+
+@dataclass(frozen=True, slots=True)
+class Detector:
+    """A compiled watchlist and the row id of each entity, for recording detections."""
+
+    index: DetectionIndex
+    entity_ids: Mapping[str, int]
+
+
+def post_input(post: Post, source_name: str | None = None) -> PostInput:
+    """What the detector reads of a stored post."""
+    return PostInput(
+        id=str(post.id),
+        text=post.text,
+        title=post.title,
+        author=post.author,
+        source=source_name,
+        published=post.published_at,
+        url=post.url,
+    )
+
+
+def _title(post: Post) -> str:
+    if post.title:
+        return post.title
+    text = " ".join(post.text.split())
+    return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1] + "…"
+
+
+def _record(post: Post, detection: Detection, detector: Detector, text: str) -> DetectionRecord:
+    return DetectionRecord(
+        post=post,
+        entity=detection.entity,
+        entity_id=detector.entity_ids.get(detection.entity),
+        event=detection.event,
+        confidence=detection.confidence,
+        urgency=detection.urgency,
+        event_time=detection.event_time,
+        title=_title(post),
+        features=dict(detection.features),
+        spans=[dataclasses.asdict(span) for span in detection.spans],
+        trade=dataclasses.asdict(detection.trade) if detection.trade else None,
+        simhash=simhash_hex(text),
+    )
+
+
+async def detect_and_record(
+    session: AsyncSession,
+    posts: Sequence[Post],
+    detector: Detector,
+    *,
+    min_confidence: float,
+    source_name: str | None = None,
+) -> list[AlertChange]:
+    """Score each post's sentiment, detect its events and fold those that pass into stories."""
+    records: list[DetectionRecord] = []
+    for post in posts:
+        given = post_input(post, source_name)
+        text = analysed_text(given)
+        post.sentiment = round(sentiment_score(text), 4)
+        for detection in detect(given, detector.index):
+            if detection.confidence >= detector.index.threshold(detection.event, min_confidence):
+                records.append(_record(post, detection, detector, text))
+    # Concurrent polls may report the same story; lock each story, in one order, before looking.
+    await lock_stories(session, {(record.entity, record.event) for record in records})
+    changes = [await record_detection(session, record) for record in records]
+    await session.flush()
+    for change in changes:
+        ALERTS.labels(change.alert.event, change.kind).inc()
+    return changes

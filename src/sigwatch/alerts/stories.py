@@ -1,0 +1,74 @@
+"""Story clustering, pure: near-duplicate fingerprints and corroborated confidence.
+
+A story is one (entity, event) seen in one or more posts. Posts join a story when they are about
+the same entity and event within ``STORY_WINDOW``, or when their text is a near duplicate
+(SimHash within ``NEAR_DUPLICATE_BITS``) of the story's evidence within ``NEAR_DUPLICATE_WINDOW``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+
+#: Evidence of one entity and event this close in time is one story.
+STORY_WINDOW = timedelta(hours=72)
+#: A near-duplicate text joins the story even later (reposts, syndication, follow-ups).
+NEAR_DUPLICATE_WINDOW = timedelta(days=14)
+#: Two 64-bit SimHashes this close are the same text, give or take a few words.
+NEAR_DUPLICATE_BITS = 6
+#: Corroborated confidence never claims certainty.
+MAX_CONFIDENCE = 0.99
+
+_TOKEN = re.compile(r"[^\W_]+")
+_MASK = (1 << 64) - 1
+
+
+def simhash(text: str) -> int:
+    """A 64-bit SimHash of the text's word 3-shingles (words for very short texts)."""
+    words = _TOKEN.findall(text.casefold())
+    if len(words) >= 3:
+        features = [" ".join(words[i : i + 3]) for i in range(len(words) - 2)]
+    else:
+        features = words or [text]
+    weights = [0] * 64
+    for feature in features:
+        value = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "big")
+        for bit in range(64):
+            weights[bit] += 1 if value >> bit & 1 else -1
+    return sum(1 << bit for bit in range(64) if weights[bit] > 0) & _MASK
+
+
+def simhash_hex(text: str) -> str:
+    """The SimHash as 16 hex digits, as stored."""
+    return f"{simhash(text):016x}"
+
+
+def hamming(a: str, b: str) -> int:
+    """Bits that differ between two stored SimHashes."""
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def is_near_duplicate(fingerprint: str, others: Iterable[str]) -> bool:
+    """True when ``fingerprint`` is within NEAR_DUPLICATE_BITS of any of ``others``."""
+    return any(hamming(fingerprint, other) <= NEAR_DUPLICATE_BITS for other in others)
+
+
+def corroborated_confidence(best_per_source: Mapping[int, float]) -> float:
+    """Confidence of a story from independent sources: 1 - prod(1 - c), one best c per source.
+
+    Evidence from the same source is not independent, so only its strongest detection counts.
+    """
+    doubt = 1.0
+    for confidence in best_per_source.values():
+        doubt *= 1.0 - min(max(confidence, 0.0), 1.0)
+    return round(min(MAX_CONFIDENCE, 1.0 - doubt), 4)
+
+
+URGENCY_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
+def most_urgent(a: str, b: str) -> str:
+    """The more urgent of two urgency levels."""
+    return a if URGENCY_ORDER.get(a, 0) >= URGENCY_ORDER.get(b, 0) else b

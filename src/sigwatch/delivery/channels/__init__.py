@@ -1,0 +1,1 @@
+"""Channel kinds: Standard Webhooks and Apprise, registered by name in ``registry``."""

@@ -1,0 +1,17 @@
+"""Sending one message through one stored channel: open its sealed config, build, send."""
+
+from __future__ import annotations
+
+from sigwatch.db.models import Channel as ChannelRow
+from sigwatch.delivery.channels.base import DeliveryReceipt
+from sigwatch.delivery.channels.registry import build_channel, open_channel_config
+from sigwatch.delivery.message import AlertMessage
+from sigwatch.net.client import OutboundClient
+
+
+async def send_to_channel(
+    channel: ChannelRow, message: AlertMessage, *, secret_key: str, client: OutboundClient
+) -> DeliveryReceipt:
+    """Send ``message`` through ``channel``; raises Transient/PermanentDeliveryError on failure."""
+    config = open_channel_config(channel.kind, dict(channel.config), secret_key)
+    return await build_channel(channel.kind, config, client).send(message)

@@ -1,0 +1,639 @@
+"""The detector: a pure function of a post and a compiled watchlist with its rules.
+
+``build_index`` compiles a watchlist once (the automaton, lookups and patterns); ``detect`` then
+reads one post: a single automaton pass over its normalised words finds every entity term and event
+keyword, and a post with no event keyword (and no trade-call words) ends there. Only candidate posts
+get the expensive work: entity case and context rules, sentence cues, time expressions, the trade
+call grammar, and the VADER sentiment, computed once per post and only when it yields a detection.
+
+For each event keyword the entities of its sentence compete to be its subject (a listing's venue
+or an airdrop's recipient is not); the subject and the entities listed with it ("A (X) and B (Y)")
+are scored from explainable features (see ``scoring``). A post that parses as a trade call is a
+trade call and nothing else. Nothing here reads the clock, the network or a database.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+from sigwatch.detect.events import EVENT_TYPES, TIER_WEIGHTS
+from sigwatch.detect.evidence import Cue, CuePatterns, Evidence, Sentence
+from sigwatch.detect.matcher import (
+    ANY_EVENT_BITS,
+    EVENT_BITS,
+    TRADE_BITS,
+    VENUE_BIT,
+    KeyValue,
+    Matcher,
+)
+from sigwatch.detect.mentions import (
+    EntityMention,
+    KeyHit,
+    build_author_lookup,
+    locate_hits,
+    resolve_author,
+    resolve_mentions,
+)
+from sigwatch.detect.normalize import NormalizedText, extract_urls, key_form, url_domain
+from sigwatch.detect.rules import (
+    CUES,
+    KNOWN_VENUES,
+    VENUE_DEPENDENT,
+    EventRule,
+    apply_overrides,
+    builtin_rules,
+)
+from sigwatch.detect.scoring import (
+    ANNOUNCEMENT,
+    BORROWED_SUBJECT,
+    CANCEL,
+    CASHTAG,
+    ENTITY_WEIGHT,
+    EVENT_TIME,
+    OWN_ACCOUNT,
+    QUESTION,
+    ROLE,
+    confidence,
+    proximity,
+    urgency,
+)
+from sigwatch.detect.sentiment import sentiment_score
+from sigwatch.detect.timeexpr import TimeExpression
+from sigwatch.detect.tradecall import TradeCall, parse_trade_call
+from sigwatch.detect.watchlist import Watchlist
+
+#: The product's default alert threshold: detections below it do not alert.
+DEFAULT_MIN_CONFIDENCE: Final = 0.5
+#: Detections below this are not returned at all (too weak to be worth showing).
+REPORT_FLOOR: Final = 0.2
+
+_ACTION_BIT: Final = TRADE_BITS["action"]
+_SIGNAL_BITS: Final = TRADE_BITS["direction"] | TRADE_BITS["level"]
+_EXIT_BIT: Final = TRADE_BITS["exit"]
+_LAUNCH_WORDS: Final = frozenset(
+    "launch launches launched launching live release released releasing debut debuts go goes went "
+    "hit hits scheduled date start starts begin begins arrive arrives ship ships".split()
+)
+_HEAD_NOUNS: Final = frozenset("protocol network blockchain chain platform mainnet".split())
+_SUPPLY_WORDS: Final = frozenset(
+    "token tokens supply coins worth vested vesting circulation million billion cliff".split()
+)
+_VENUE_PREPOSITIONS: Final = frozenset("on at via from by onto across".split())
+_ROLE_PREPOSITIONS: Final = {
+    "tge": frozenset("on via with from by".split()),
+    "airdrop": frozenset("to into with from via between".split()),
+    "mainnet": frozenset("on in to into onto via with from between across".split()),
+    "unlock": frozenset("on in to into via with from between".split()),
+}
+_ACTIVE_LISTING: Final = (
+    "will list", "lists", "to list", "is listing", "will be listing", "will add", "adds",
+    "will launch", "futures will launch", "announces", "will open trading", "has listed",
+    "just listed", "listed", "launches", "will support",
+)  # fmt: skip
+_SKIPPED_AFTER_VENUE: Final = frozenset(
+    "exchange global futures com pro us international wallet the".split()
+)
+_QUOTE_WORDS: Final = re.compile(r"(?i)\b(?:usdt|usdc|busd|fdusd|perp)\b|\([^()]{1,24}\)|'s\b")
+_COORDINATED: Final = re.compile(r"(?i)^[\s,&/+@#$_]*(?:and|&|\+|or)?[\s,&/+@#$_]*$")
+_TICKER_AFTER: Final = re.compile(r"\s*\(\$?[A-Z0-9]{2,12}\)")
+_PRONOUN_START: Final = frozenset("it its they their this we our".split())
+
+
+@dataclass(frozen=True)
+class PostInput:
+    """What the detector reads of a post."""
+
+    id: str
+    text: str
+    author: str | None = None
+    source: str | None = None
+    published: datetime | None = None
+    title: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Span:
+    """A piece of the analysed text and what it matched (offsets into ``analysed_text``)."""
+
+    start: int
+    end: int
+    text: str
+    kind: str  # entity, keyword, cue, time, trade
+    label: str
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One (entity, event) a post announces, with its confidence, urgency and evidence."""
+
+    post_id: str
+    entity: str
+    event: str
+    confidence: float
+    urgency: str
+    event_time: datetime | None
+    spans: list[Span]
+    features: dict[str, float]
+    trade: TradeCall | None
+    sentiment: float
+
+
+@dataclass(frozen=True)
+class DetectionIndex:
+    """A watchlist compiled for detection: automaton, rules, lookups. Build with build_index."""
+
+    watchlist: Watchlist
+    rules: Mapping[str, EventRule]
+    matcher: Matcher
+    patterns: CuePatterns
+    venues: frozenset[int]
+    author_lookup: Mapping[str, int]
+    domain_lookup: Mapping[str, int]
+    entity_names: tuple[str, ...] = field(default=())
+
+    def threshold(self, event: str, default: float = DEFAULT_MIN_CONFIDENCE) -> float:
+        """The alert threshold of an event: its rule's own, else the default given."""
+        rule = self.rules.get(event)
+        if rule is not None and rule.min_confidence is not None:
+            return rule.min_confidence
+        return default
+
+
+def build_index(watchlist: Watchlist) -> DetectionIndex:
+    """Compile a watchlist and the built-in rules (with its overrides) for detect()."""
+    rules = apply_overrides(builtin_rules(), watchlist.rules)
+    entities = watchlist.entities
+    venue_keys = {key_form(v).replace(" ", "") for v in KNOWN_VENUES}
+    venues = frozenset(
+        index
+        for index, entity in enumerate(entities)
+        if any(
+            key_form(form).replace(" ", "") in venue_keys for form in (entity.name, *entity.aliases)
+        )
+        or any(tag.lower() in {"exchange", "cex", "dex", "venue"} for tag in entity.tags)
+    )
+    domains = {
+        domain.lower().removeprefix("www."): index
+        for index, entity in enumerate(entities)
+        for domain in entity.domains
+    }
+    return DetectionIndex(
+        watchlist=watchlist,
+        rules=rules,
+        matcher=Matcher(entities, rules),
+        patterns=CuePatterns(rules),
+        venues=venues,
+        author_lookup=build_author_lookup(entities),
+        domain_lookup=domains,
+        entity_names=tuple(entity.name for entity in entities),
+    )
+
+
+def analysed_text(post: PostInput) -> str:
+    """The text detection reads and span offsets point into: the title, a blank line, the text."""
+    if post.title and not post.text.startswith(post.title.strip()):
+        return f"{post.title}\n\n{post.text}"
+    return post.text
+
+
+def detect(post: PostInput, index: DetectionIndex) -> list[Detection]:
+    """Every (entity, event) the post announces with confidence >= REPORT_FLOOR, best first."""
+    text = NormalizedText(analysed_text(post))
+    hits = index.matcher.scan(text.key_text)
+    if not hits:
+        return []
+    mask = 0
+    for _, value in hits:
+        mask |= value[1]
+    trade_possible = bool(mask & _ACTION_BIT) or (mask & _SIGNAL_BITS) == _SIGNAL_BITS
+    trade_possible = trade_possible or bool(mask & _EXIT_BIT)
+    if not mask & ANY_EVENT_BITS and not trade_possible:
+        return []
+    return _PostAnalysis(post, text, hits, index).run(mask, trade_possible)
+
+
+@dataclass(frozen=True, slots=True)
+class _Anchor:
+    event: str
+    tier: str
+    phrase: str
+    hit: KeyHit
+
+
+@dataclass
+class _Scored:
+    entity: int
+    event: str
+    features: dict[str, float]
+    spans: list[tuple[int, int, str, str]]  # folded offsets, kind, label
+    time: TimeExpression | None
+    live: bool
+    value: float = 0.0
+
+
+class _PostAnalysis:
+    """The work done on one candidate post."""
+
+    def __init__(
+        self,
+        post: PostInput,
+        text: NormalizedText,
+        hits: Sequence[tuple[int, KeyValue]],
+        index: DetectionIndex,
+    ) -> None:
+        self.post = post
+        self.text = text
+        self.index = index
+        self.hits = locate_hits(text, hits)
+        self.evidence = Evidence(text, index.patterns, post.published)
+
+    def run(self, mask: int, trade_possible: bool) -> list[Detection]:
+        if trade_possible:
+            call = parse_trade_call(self.text.folded)
+            if call is not None:
+                return self._finish([self._trade(call)], call)
+        anchors = self._anchors(mask)
+        if not anchors:
+            return []
+        keyword_words = frozenset(
+            word for a in anchors for word in range(a.hit.word, a.hit.last_word + 1)
+        )
+        self.mentions = resolve_mentions(
+            self.text,
+            self.hits,
+            keyword_words,
+            self.index.matcher.symbol_lookup,
+            with_pairs=True,
+        )
+        self.author_entity = self._own_entity()
+        best: dict[tuple[int, str], _Scored] = {}
+        for anchor in anchors:
+            for scored in self._score_anchor(anchor):
+                key = (scored.entity, scored.event)
+                if key not in best or scored.value > best[key].value:
+                    best[key] = scored
+        return self._finish(list(best.values()), None)
+
+    # --- keywords -------------------------------------------------------------------------
+
+    def _anchors(self, mask: int) -> list[_Anchor]:
+        anchors: list[_Anchor] = []
+        self.venue_words = frozenset(h.word for h in self.hits if h.value[1] & VENUE_BIT)
+        for hit in self.hits:
+            for keyword in hit.value[3]:
+                event = keyword.event
+                if not mask & EVENT_BITS[event] or not self.index.rules[event].enabled:
+                    continue
+                tier = self._adjust_tier(event, keyword.tier, keyword.phrase, hit)
+                if tier is not None:
+                    anchors.append(_Anchor(event, tier, keyword.phrase, hit))
+        return anchors
+
+    def _adjust_tier(self, event: str, tier: str, phrase: str, hit: KeyHit) -> str | None:
+        """A keyword's tier after looking at its neighbours; None drops it."""
+        words = self.evidence.words
+        before = words[max(hit.word - 3, 0) : hit.word]
+        after = words[hit.last_word + 1 : hit.last_word + 4]
+        if event == "listing" and phrase.endswith(" on") and phrase != "listed on":
+            # "is live on Binance" is a listing; "goes live on mainnet" is not
+            return tier if hit.last_word + 1 in self.venue_words else "weak"
+        if event == "listing" and phrase in VENUE_DEPENDENT:
+            sentence = self.evidence.sentence_of(hit.word)
+            in_sentence = sentence is not None and any(
+                sentence.first_word <= word <= sentence.last_word for word in self.venue_words
+            )
+            return tier if in_sentence else None
+        if event == "mainnet":
+            if phrase == "mainnet":
+                return "strong" if _LAUNCH_WORDS & {*before, *after} else "weak"
+            if tier == "weak":
+                return "medium" if _HEAD_NOUNS & set(before) else None
+        if event == "unlock" and ("releas" in phrase or tier == "weak"):
+            nearby = words[max(hit.word - 5, 0) : hit.last_word + 6]
+            if not any(w in _SUPPLY_WORDS for w in nearby):
+                return None
+        if event == "airdrop" and phrase in {"airdrop", "airdrops"} and after:
+            if after[0][:1].isdigit():
+                return "strong"
+        return tier
+
+    # --- entities -------------------------------------------------------------------------
+
+    def _own_entity(self) -> int | None:
+        own = resolve_author(self.post.author, self.index.author_lookup)
+        if own is None and self.post.url:
+            domain = url_domain(self.post.url)
+            own = self.index.domain_lookup.get(domain)
+        return own
+
+    def _candidates(self, anchor: _Anchor, sentence: Sentence) -> tuple[list[EntityMention], str]:
+        """The mentions that may be the anchor's subject, and how they were found."""
+        inside = [
+            m
+            for m in self.mentions
+            if sentence.first_word <= m.word <= sentence.last_word
+            and not (m.start >= anchor.hit.start and m.end <= anchor.hit.end)
+        ]
+        if inside:
+            return inside, "sentence"
+        first = self.evidence.words[sentence.first_word] if self.evidence.words else ""
+        previous = self.evidence.previous_sentence(sentence)
+        # "It will unlock on …" or a title followed by its details: the subject is named before
+        title_follows = previous is not None and previous is self.evidence.sentences[0]
+        if previous is not None and (first in _PRONOUN_START or title_follows):
+            borrowed = [
+                m for m in self.mentions if previous.first_word <= m.word <= previous.last_word
+            ]
+            if borrowed:
+                return borrowed, "borrowed"
+        non_venue = [m for m in self.mentions if m.entity not in self.index.venues]
+        if self.author_entity is not None and not non_venue:
+            hit = anchor.hit
+            author = EntityMention(
+                self.author_entity, hit.start, hit.end, hit.word, hit.last_word, "author", 0.6,
+                f"author {self.post.author or self.post.url}",
+            )  # fmt: skip
+            return [author], "author"
+        return [], "none"
+
+    def _role_filter(
+        self, event: str, mentions: list[EntityMention], sentence: Sentence
+    ) -> list[tuple[EntityMention, bool]]:
+        """Drop venues (and, for listings, the exchange doing the listing); flag other roles."""
+        words = self.evidence.words
+        venues = self.index.venues
+        kept: list[tuple[EntityMention, bool]] = []
+
+        def venue_name(m: EntityMention) -> bool:
+            if m.entity not in venues or m.kind not in {
+                "name",
+                "alias",
+                "handle",
+                "domain",
+                "author",
+            }:
+                return False
+            # "Aster (ASTER) is now live on …": a ticker after the name makes it the token
+            return _TICKER_AFTER.match(self.text.folded, m.end) is None
+
+        for mention in mentions:
+            previous = _previous_word(words, mention.word, sentence.first_word)
+            if event == "listing":
+                if venue_name(mention) or previous in _VENUE_PREPOSITIONS:
+                    continue
+                if self._is_active_lister(mention, mentions, sentence):
+                    continue
+                kept.append((mention, False))
+            else:
+                role = previous in _ROLE_PREPOSITIONS.get(event, frozenset())
+                kept.append((mention, role and mention.kind != "author"))
+        if event in {"airdrop", "tge", "unlock", "mainnet"}:
+            others = [(m, r) for m, r in kept if not venue_name(m)]
+            if others:
+                kept = others
+            elif kept and self._names_unknown_token(sentence):
+                kept = []
+        return kept
+
+    def _is_active_lister(
+        self, mention: EntityMention, mentions: list[EntityMention], sentence: Sentence
+    ) -> bool:
+        """True when the mention is the one listing something else: "XT will list WHIRL"."""
+        words = self.evidence.words
+        position = mention.last_word + 1
+        while position <= sentence.last_word and words[position] in _SKIPPED_AFTER_VENUE:
+            position += 1
+        following = " ".join(words[position : position + 4])
+        if not any(following.startswith(verb) for verb in _ACTIVE_LISTING):
+            return False
+        if following.startswith(("lists on", "listed on", "listed at", "listed by")):
+            return False
+        return any(
+            m.word > mention.last_word and m.entity != mention.entity for m in mentions
+        ) or self._names_unknown_token(sentence)
+
+    def _names_unknown_token(self, sentence: Sentence) -> bool:
+        """True when the sentence names a token the watchlist does not know: "(FOO)", "$FOO"."""
+        piece = self.text.folded[sentence.start : sentence.end]
+        for match in re.finditer(r"\(([A-Z0-9]{2,12})\)|\$([A-Za-z][A-Za-z0-9]{1,11})\b", piece):
+            symbol = (match.group(1) or match.group(2)).lower()
+            if symbol not in self.index.matcher.symbol_lookup:
+                return True
+        return False
+
+    def _subjects(
+        self, event: str, kept: list[tuple[EntityMention, bool]], anchor: _Anchor
+    ) -> list[tuple[EntityMention, bool, int]]:
+        """The anchor's subject (nearest fitting entity) and the entities listed with it."""
+        nearest: dict[int, tuple[EntityMention, bool, int]] = {}
+        for mention, role in kept:
+            distance = _distance(mention, anchor.hit)
+            current = nearest.get(mention.entity)
+            if current is None or (role, distance) < (current[1], current[2]):
+                nearest[mention.entity] = (mention, role, distance)
+        if not nearest:
+            return []
+        ranked = sorted(nearest.values(), key=lambda item: (item[1], item[2], item[0].start))
+        chosen = [ranked[0]]
+        for item in sorted(ranked[1:], key=lambda item: item[0].start):
+            if any(self._coordinated(item[0], other[0]) for other in chosen):
+                chosen.append(item)
+        return chosen
+
+    def _coordinated(self, first: EntityMention, second: EntityMention) -> bool:
+        """True when only "and", commas, symbols in parentheses or quote assets separate them."""
+        left, right = (first, second) if first.start < second.start else (second, first)
+        if right.start < left.end:
+            return True
+        gap = self.text.folded[left.end : right.start]
+        if len(gap) > 60:
+            return False
+        return _COORDINATED.match(_QUOTE_WORDS.sub(" ", gap)) is not None
+
+    # --- scoring --------------------------------------------------------------------------
+
+    def _score_anchor(self, anchor: _Anchor) -> list[_Scored]:
+        sentence = self.evidence.sentence_of(anchor.hit.word)
+        if sentence is None:
+            return []
+        mentions, how = self._candidates(anchor, sentence)
+        if not mentions:
+            return []
+        kept = self._role_filter(anchor.event, mentions, sentence)
+        results = []
+        for mention, role, distance in self._subjects(anchor.event, kept, anchor):
+            results.append(self._score(anchor, sentence, mention, role, distance, how))
+        return results
+
+    def _score(
+        self,
+        anchor: _Anchor,
+        sentence: Sentence,
+        mention: EntityMention,
+        role: bool,
+        distance: int,
+        how: str,
+    ) -> _Scored:
+        event = anchor.event
+        features: dict[str, float] = {
+            "keyword": TIER_WEIGHTS[anchor.tier],
+            "entity_match": round(ENTITY_WEIGHT * mention.strength, 3),
+        }
+        spans = [
+            (mention.start, mention.end, "entity", mention.label),
+            (
+                anchor.hit.start,
+                anchor.hit.end,
+                "keyword",
+                f"{event} {anchor.tier}: {anchor.phrase}",
+            ),
+        ]
+        if how == "sentence":
+            features["proximity"] = proximity(distance)
+        elif how == "borrowed":
+            features["proximity"] = BORROWED_SUBJECT
+        if mention.entity == self.author_entity:
+            features["own_account"] = OWN_ACCOUNT
+        elif self._links_own_domain(mention.entity):
+            features["own_account"] = OWN_ACCOUNT
+        if mention.kind == "cashtag":
+            features["cashtag"] = CASHTAG
+        times = self.evidence.times_in(sentence)
+        time = min(times, key=lambda t: abs(t.start - anchor.hit.start)) if times else None
+        if time is not None:
+            features["event_time"] = EVENT_TIME
+            spans.append((time.start, time.end, "time", time.when.isoformat()))
+        if any(self._inside(c.word, sentence) for c in self.evidence.announcements):
+            features["announcement"] = ANNOUNCEMENT
+        for cue in self._cues(anchor, sentence, mention):
+            weight = CUES[cue.kind][2] if cue.kind in CUES else CANCEL
+            name = cue.kind if cue.kind in CUES else "cancel"
+            if name not in features:
+                features[name] = weight
+                spans.append((cue.start, cue.end, "cue", f"{name}: {cue.phrase}"))
+        if sentence.question:
+            features["question"] = QUESTION
+        if role:
+            features["role"] = ROLE
+        live = any(
+            self._inside(c.word, sentence) for c in self.evidence.live_words
+        ) and "will" not in self.evidence.words_between(sentence.first_word, anchor.hit.word)
+        scored = _Scored(mention.entity, event, features, spans, time, live)
+        scored.value = confidence(features)
+        return scored
+
+    def _cues(self, anchor: _Anchor, sentence: Sentence, mention: EntityMention) -> list[Cue]:
+        """The cues and cancels that count against this anchor in its sentence."""
+        found: list[Cue] = []
+        for kind, cues in self.evidence.cues.items():
+            scope = CUES[kind][1]
+            for cue in cues:
+                if not self._inside(cue.word, sentence) or mention.start <= cue.start < mention.end:
+                    continue
+                if scope == "near" and not anchor.hit.word - 5 <= cue.word < anchor.hit.word:
+                    continue
+                if scope == "before" and not cue.word < anchor.hit.word:
+                    continue
+                if kind == "unscheduled" and self.evidence.has_date_words(sentence):
+                    continue
+                after_anchor = cue.word > anchor.hit.last_word
+                if after_anchor and not self.evidence.same_clause(anchor.hit.end, cue.start):
+                    continue
+                found.append(cue)
+        if anchor.event in {"tge", "airdrop", "listing", "mainnet", "unlock"}:
+            for word in self.evidence.percents:
+                if self._inside(word, sentence) and word < anchor.hit.word:
+                    found.append(Cue("price", "%", word, anchor.hit.start, anchor.hit.start))
+                    break
+        for cue in self.evidence.cancels(anchor.event):
+            overlaps_anchor = anchor.hit.start <= cue.start and cue.end <= anchor.hit.end
+            if self._inside(cue.word, sentence) and not overlaps_anchor:
+                found.append(cue)
+        return found
+
+    def _inside(self, word: int, sentence: Sentence) -> bool:
+        return sentence.first_word <= word <= sentence.last_word
+
+    def _links_own_domain(self, entity: int) -> bool:
+        if "." not in self.text.folded:
+            return False
+        domains = {url_domain(url) for _, _, url in extract_urls(self.text.folded)}
+        return any(self.index.domain_lookup.get(d) == entity for d in domains)
+
+    # --- trade calls ----------------------------------------------------------------------
+
+    def _trade(self, call: TradeCall) -> _Scored:
+        ids = self.index.matcher.symbol_lookup.get(call.ticker.lower(), ())
+        entities = self.index.watchlist.entities
+        entity = -1
+        if ids:
+            named = [i for i in ids if entities[i].name.upper() == call.ticker]
+            entity = named[0] if named else max(ids, key=lambda i: (entities[i].priority, -i))
+        if call.action in {"BTO", "STC", "STO", "BTC", "AVG"}:
+            complete = call.strike is not None or call.expiry is not None or call.price is not None
+            structure = 0.55 if complete else 0.4
+        elif call.action == "OPEN":
+            structure = 0.55 if call.targets and call.stop is not None else 0.45
+        else:
+            structure = 0.45
+        features = {"keyword": structure, "entity_match": ENTITY_WEIGHT if entity >= 0 else 0.24}
+        label = f"trade {call.action} {call.direction} {call.ticker}"
+        spans = [(call.start, call.end, "trade", label)]
+        scored = _Scored(entity, "trade_call", features, spans, None, True)
+        scored.value = confidence(features)
+        return scored
+
+    # --- output ---------------------------------------------------------------------------
+
+    def _finish(self, scored: list[_Scored], call: TradeCall | None) -> list[Detection]:
+        kept = [s for s in scored if s.value >= REPORT_FLOOR]
+        if not kept:
+            return []
+        sentiment = sentiment_score(self.text.original)
+        names = self.index.entity_names
+        detections = []
+        for item in sorted(kept, key=lambda s: (-s.value, EVENT_TYPES.index(s.event))):
+            if item.entity >= 0:
+                entity = names[item.entity]
+            else:
+                entity = call.ticker if call is not None else "?"
+            detections.append(
+                Detection(
+                    post_id=self.post.id,
+                    entity=entity,
+                    event=item.event,
+                    confidence=item.value,
+                    urgency=urgency(item.time, self.post.published, live=item.live),
+                    event_time=item.time.when if item.time is not None else None,
+                    spans=[self._span(*span) for span in item.spans],
+                    features={k: round(v, 3) for k, v in item.features.items()},
+                    trade=call if item.event == "trade_call" else None,
+                    sentiment=sentiment,
+                )
+            )
+        return detections
+
+    def _span(self, start: int, end: int, kind: str, label: str) -> Span:
+        first, last = self.text.original_span(start, end)
+        return Span(first, last, self.text.original[first:last], kind, label)
+
+
+def _previous_word(words: Sequence[str], word: int, first_word: int) -> str:
+    position = word - 1
+    while position >= first_word and words[position] in {"the", "a", "an"}:
+        position -= 1
+    return words[position] if position >= first_word else ""
+
+
+def _distance(mention: EntityMention, hit: KeyHit) -> int:
+    """Words between a mention and a keyword (0 when adjacent or overlapping)."""
+    if mention.last_word < hit.word:
+        return hit.word - mention.last_word - 1
+    if mention.word > hit.last_word:
+        return mention.word - hit.last_word - 1
+    return 0

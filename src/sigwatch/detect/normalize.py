@@ -1,0 +1,193 @@
+"""Text normalisation for matching: NFKC, Latin look-alikes folded, one lower-cased word string.
+
+A post is seen three ways. ``folded`` is the text after NFKC (full-width and mathematical letters
+become plain ones), with Cyrillic/Greek look-alikes folded to Latin and invisible characters
+dropped; its case is kept, so case rules can be checked. ``key_text`` is ``folded`` lower-cased,
+every character that is not a letter or digit turned into a space and runs of spaces collapsed,
+padded with one space each side: the automaton's keys are written the same way, so a key can only
+match whole words. Offsets map back from ``key_text`` to ``folded`` and from ``folded`` to the
+original text, so spans always point into what the user wrote.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from bisect import bisect_left, bisect_right
+from typing import Final
+
+# Letters from other scripts that render like Latin ones and are used to dodge keyword filters.
+_CONFUSABLES: Final = {
+    # Cyrillic
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
+    "с": "c", "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "ԁ": "d",
+    "ԛ": "q", "ԝ": "w", "ӏ": "l", "ɡ": "g", "А": "A", "В": "B", "Е": "E", "Ё": "E", "К": "K",
+    "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T", "У": "Y", "Х": "X", "Ѕ": "S",
+    "І": "I", "Ї": "I", "Ј": "J", "Ԁ": "D", "Ԛ": "Q", "Ԝ": "W", "Ӏ": "I",
+    # Greek
+    "α": "a", "ο": "o", "ρ": "p", "ν": "v", "ι": "i", "κ": "k", "τ": "t", "υ": "u", "χ": "x",
+    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N",
+    "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
+    # Latin variants that NFKC keeps
+    "ı": "i", "ȷ": "j", "ɑ": "a", "ɩ": "i", "ʏ": "y", "ᴀ": "A", "ʙ": "B", "ᴄ": "C", "ᴅ": "D",
+    "ᴇ": "E", "ɢ": "G", "ʜ": "H", "ɪ": "I", "ᴊ": "J", "ᴋ": "K", "ʟ": "L", "ᴍ": "M", "ɴ": "N",
+    "ᴏ": "O", "ᴘ": "P", "ʀ": "R", "ᴛ": "T", "ᴜ": "U", "ᴠ": "V", "ᴡ": "W", "ᴢ": "Z",
+    # punctuation look-alikes that would split or join words differently
+    "‐": "-", "‑": "-", "‒": "-", "–": "-", "—": "-", "―": "-", "−": "-", "＄": "$", "﹩": "$",
+    "’": "'", "‘": "'", "＃": "#", "＠": "@",
+}  # fmt: skip
+_DROPPED_CATEGORIES: Final = frozenset({"Cf", "Mn", "Me"})
+
+
+def fold_char(char: str) -> str:
+    """One character as matching sees it: NFKC, look-alikes to Latin, invisible marks dropped."""
+    if char in _CONFUSABLES:
+        return _CONFUSABLES[char]
+    out = []
+    for part in unicodedata.normalize("NFKC", char):
+        part = _CONFUSABLES.get(part, part)
+        if unicodedata.category(part) in _DROPPED_CATEGORIES:
+            continue
+        # str.lower must not change the length, or key offsets would drift (e.g. "İ").
+        if len(part.lower()) != 1:
+            part = part.lower()[0]
+        out.append(part)
+    return "".join(out)
+
+
+class _FoldTable(dict[int, str]):
+    """str.translate table that folds each new character once and remembers the answer."""
+
+    def __missing__(self, code: int) -> str:
+        value = fold_char(chr(code))
+        self[code] = value
+        return value
+
+
+class _WordTable(dict[int, str]):
+    """str.translate table keeping letters and digits and turning everything else into a space."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        value = char if char.isalnum() else " "
+        self[code] = value
+        return value
+
+
+_FOLD: Final = _FoldTable()
+_WORDS: Final = _WordTable()
+# The same mapping for ASCII text as a byte table: bytes.translate is a tight C loop.
+_ASCII_WORDS: Final = bytes(
+    (code | 0x20) if chr(code).isalpha() else code if chr(code).isdigit() else 0x20
+    for code in range(128)
+) + bytes([0x20] * 128)
+
+
+def key_text_of(text: str) -> str:
+    """The key_text of a text (see the module docstring), the cheap way for ASCII."""
+    if text.isascii():
+        words = text.encode("ascii").translate(_ASCII_WORDS).decode("ascii")
+    else:
+        words = text.translate(_FOLD).lower().translate(_WORDS)
+    return " " + " ".join(words.split()) + " "
+
+
+class NormalizedText:
+    """A post's text in the three forms matching needs, with offset maps computed on demand."""
+
+    __slots__ = ("original", "folded", "key_text", "_to_original", "_key_starts", "_key_folded")
+
+    def __init__(self, original: str, key_text: str | None = None) -> None:
+        self.original = original
+        self.folded = original if original.isascii() else original.translate(_FOLD)
+        self.key_text = key_text if key_text is not None else key_text_of(original)
+        self._to_original: list[int] | None = None
+        self._key_starts: list[int] | None = None
+        self._key_folded: list[int] | None = None
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """The original-text offsets of the folded slice [start, end)."""
+        if self.folded is self.original:
+            return start, end
+        if self._to_original is None:
+            mapping: list[int] = []
+            for index, char in enumerate(self.original):
+                mapping.extend([index] * len(_FOLD[ord(char)]))
+            mapping.append(len(self.original))
+            self._to_original = mapping
+        mapping = self._to_original
+        first = mapping[min(start, len(mapping) - 1)]
+        last = mapping[min(end - 1, len(mapping) - 1)] + 1 if end > start else first
+        return first, last
+
+    def folded_span(self, key_start: int, key_end: int) -> tuple[int, int]:
+        """The folded-text offsets of the key_text slice [key_start, key_end) (whole words)."""
+        starts, folded_starts = self._key_map()
+        first_word = max(bisect_right(starts, key_start) - 1, 0)
+        last_word = max(bisect_right(starts, key_end - 1) - 1, 0)
+        start = folded_starts[first_word] + (key_start - starts[first_word])
+        end = folded_starts[last_word] + (key_end - starts[last_word])
+        return start, end
+
+    def word_index(self, key_position: int) -> int:
+        """The number (0-based) of the word that a key_text position falls in or follows."""
+        starts, _ = self._key_map()
+        return max(bisect_right(starts, key_position) - 1, 0)
+
+    def word_at_folded(self, offset: int) -> int:
+        """The number of the first word that starts at or after a folded offset."""
+        _, folded_starts = self._key_map()
+        return bisect_left(folded_starts, offset)
+
+    def _key_map(self) -> tuple[list[int], list[int]]:
+        """Where each word starts in key_text and in folded."""
+        if self._key_starts is None or self._key_folded is None:
+            starts: list[int] = []
+            folded_starts: list[int] = []
+            words = self.folded.lower().translate(_WORDS)
+            position = 1  # key_text opens with one space
+            for match in re.finditer(r"\S+", words):
+                starts.append(position)
+                folded_starts.append(match.start())
+                position += match.end() - match.start() + 1
+            self._key_starts = starts
+            self._key_folded = folded_starts
+        return self._key_starts, self._key_folded
+
+
+def key_form(phrase: str) -> str:
+    """A phrase written the way key_text is: folded, lower case, words split by single spaces."""
+    folded = phrase.translate(_FOLD).lower().translate(_WORDS)
+    return " ".join(folded.split())
+
+
+_URL: Final = re.compile(r"\b(?:https?://|www\.)[^\s<>\"')\]]+", re.IGNORECASE)
+_HANDLE: Final = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{1,30})\b")
+_CASHTAG: Final = re.compile(r"(?<![\w$])\$([A-Za-z][A-Za-z0-9]{0,14})\b")
+_HASHTAG: Final = re.compile(r"(?<![\w#])#([A-Za-z][A-Za-z0-9_]{0,29})\b")
+
+
+def extract_urls(text: str) -> list[tuple[int, int, str]]:
+    """Every URL in the text as (start, end, url)."""
+    return [(m.start(), m.end(), m.group(0)) for m in _URL.finditer(text)]
+
+
+def extract_handles(text: str) -> list[tuple[int, int, str]]:
+    """Every @handle as (start, end, handle without @)."""
+    return [(m.start(), m.end(), m.group(1)) for m in _HANDLE.finditer(text)]
+
+
+def extract_cashtags(text: str) -> list[tuple[int, int, str]]:
+    """Every $CASHTAG as (start, end, symbol upper case without $)."""
+    return [(m.start(), m.end(), m.group(1).upper()) for m in _CASHTAG.finditer(text)]
+
+
+def extract_hashtags(text: str) -> list[tuple[int, int, str]]:
+    """Every #hashtag as (start, end, tag without #)."""
+    return [(m.start(), m.end(), m.group(1)) for m in _HASHTAG.finditer(text)]
+
+
+def url_domain(url: str) -> str:
+    """The host of a URL, lower case, without a leading www."""
+    host = re.sub(r"^(?:https?://)?(?:www\.)?", "", url.lower()).split("/", 1)[0]
+    return host.split(":", 1)[0]

@@ -1,0 +1,114 @@
+"""Alert events: the shape live clients receive, and how publishers put them on the bus.
+
+An event is one alert change (an ``alert_history`` row) with the alert as it now stands::
+
+    {"id": 42, "type": "alert.created", "at": "2025-01-01T12:00:00Z", "alert": {...AlertOut...},
+     "source_ids": [3, 7], "owner_ids": [2]}
+
+``id`` is the SSE event id that ``Last-Event-ID`` refers to. ``source_ids`` (the alert's
+evidence sources) and ``owner_ids`` (their owners) are internal: the hub filters on them and
+strips them before anything reaches a client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+import structlog
+from pydantic_core import to_jsonable_python
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sigwatch.db.live_events import AlertEventRow, alert_event_rows
+from sigwatch.db.models import Alert
+from sigwatch.live.bus import Event, LiveBus
+
+#: Event type of each alert history action; an action not listed becomes ``alert.<action>``.
+EVENT_TYPES = {
+    "created": "alert.created",
+    "corroborated": "alert.corroborated",
+    "status": "alert.status",
+}
+#: Fields only the server uses; never sent to clients.
+INTERNAL_FIELDS = frozenset({"source_ids", "owner_ids"})
+#: The alert fields an event carries: those of ``sigwatch.api.alert_schemas.AlertOut`` (kept equal
+#: by tests/live/test_events.py; not imported, since the API imports this package).
+ALERT_FIELDS = (
+    "id",
+    "entity",
+    "entity_id",
+    "event",
+    "status",
+    "confidence",
+    "urgency",
+    "event_time",
+    "title",
+    "trade",
+    "first_seen_at",
+    "last_evidence_at",
+    "first_source_id",
+    "lead_time_s",
+    "source_count",
+    "evidence_count",
+    "created_at",
+    "updated_at",
+)
+
+log = structlog.get_logger(__name__)
+
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    """The alert as the alert API returns it, JSON-ready."""
+    shown: dict[str, Any] = to_jsonable_python({name: getattr(alert, name) for name in ALERT_FIELDS})
+    return shown
+
+
+def alert_event(row: AlertEventRow) -> Event:
+    """The live event of one alert change, internal fields included."""
+    return {
+        "id": row.change.id,
+        "type": EVENT_TYPES.get(row.change.action, f"alert.{row.change.action}"),
+        "at": to_jsonable_python(row.change.at),
+        "alert": alert_json(row.alert),
+        "source_ids": list(row.source_ids),
+        "owner_ids": list(row.owner_ids),
+    }
+
+
+def wire_event(event: Event) -> Event:
+    """What a client receives of ``event``: everything but the internal fields."""
+    return {name: value for name, value in event.items() if name not in INTERNAL_FIELDS}
+
+
+async def load_alert_events(
+    sessions: async_sessionmaker[AsyncSession], history_ids: Collection[int]
+) -> list[Event]:
+    """The events of the given alert changes, in id order, read in one query."""
+    async with sessions() as session:
+        rows = await alert_event_rows(session, history_ids)
+    return [alert_event(row) for row in rows]
+
+
+async def publish_alert_events(
+    bus: LiveBus, sessions: async_sessionmaker[AsyncSession], history_ids: Collection[int]
+) -> int:
+    """Publish the events of committed alert changes, in id order; return how many went out.
+
+    Call it after the transaction that wrote the changes commits. It never raises: live delivery
+    is best effort (SSE clients catch up from the database), so a failure here is logged and
+    must not fail the caller's committed work.
+    """
+    if not history_ids:
+        return 0
+    try:
+        events = await load_alert_events(sessions, history_ids)
+        for event in events:
+            await bus.publish(event)
+    except Exception as exc:
+        log.warning(
+            "live publish failed",
+            history_ids=sorted(history_ids)[:20],
+            error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+        )
+        return 0
+    return len(events)
