@@ -49,6 +49,10 @@ app.add_typer(source_app, name="source")
 source_app.add_typer(source_add_app, name="add")
 app.add_typer(export_app, name="export")
 app.add_typer(watchlist_app, name="watchlist")
+deliveries_app = typer.Typer(
+    help="The outbox: notifications sent, pending and dead.", no_args_is_help=True
+)
+app.add_typer(deliveries_app, name="deliveries")
 
 console = Console()
 errors = Console(stderr=True)
@@ -739,3 +743,67 @@ async def _backtest(
                 min_confidence=threshold,
                 on_progress=lambda n: progress.update(task, completed=n),
             )
+
+
+# --- deliveries ----------------------------------------------------------------------------------
+
+
+@deliveries_app.command("list")
+@friendly_errors
+def deliveries_list(
+    status: Annotated[
+        str | None, typer.Option(help="pending, sent or dead (dead letters).")
+    ] = "dead",
+    limit: Annotated[int, typer.Option(min=1, max=200, help="Most rows to show.")] = 50,
+) -> None:
+    """List deliveries, dead letters by default, newest first, with the reason they failed."""
+    if status not in (None, "pending", "sent", "dead"):
+        raise _fail(f"unknown status {status!r}: use pending, sent or dead", code=2)
+    settings = _settings()
+    rows = _run(_deliveries_list(settings, status, limit))
+    table = Table("id", "alert", "channel", "kind", "status", "attempts", "error")
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            str(row.alert_id or ""),
+            str(row.channel_id),
+            row.kind,
+            row.status,
+            str(row.attempts),
+            (row.last_error or "")[:80],
+        )
+    console.print(table)
+    console.print(f"{len(rows)} deliveries")
+
+
+async def _deliveries_list(settings: Settings, status: str | None, limit: int) -> list[Any]:
+    from sigwatch.db.deliveries import list_deliveries
+
+    async with _database(settings) as sessions, sessions() as session:
+        return (await list_deliveries(session, owner_id=None, status=status, limit=limit)).items
+
+
+@deliveries_app.command("requeue")
+@friendly_errors
+def deliveries_requeue(
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead delivery ids.")] = None,
+    all_dead: Annotated[bool, typer.Option("--all-dead", help="Every dead letter.")] = False,
+) -> None:
+    """Send dead letters again, from their first attempt (after fixing the channel)."""
+    if not ids and not all_dead:
+        raise _fail("say which: delivery ids, or --all-dead", code=2)
+    settings = _settings()
+    count = _run(_deliveries_requeue(settings, None if all_dead else ids))
+    console.print(f"requeued {count} deliveries")
+
+
+async def _deliveries_requeue(settings: Settings, ids: list[int] | None) -> int:
+    from sigwatch.db.deliveries import requeue_dead_letters, requeue_deliveries
+
+    async with _database(settings) as sessions, sessions.begin() as session:
+        if ids is None:
+            total = 0
+            while batch := await requeue_dead_letters(session, owner_id=None):
+                total += len(batch)
+            return total
+        return len(await requeue_deliveries(session, ids, owner_id=None))

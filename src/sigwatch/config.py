@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     lease_s: int = Field(120, ge=5, description="How long a worker holds a claimed source.")
     worker_concurrency: int = Field(4, ge=1, description="Sources polled at once per worker.")
     delivery_concurrency: int = Field(16, ge=1, description="Notifications a worker sends at once.")
+    delivery_retry_base_s: float = Field(
+        30.0, gt=0, description="First retry wait of a failed notification; doubles each time."
+    )
+    delivery_max_attempts: int = Field(
+        10, ge=1, description="Attempts before a notification goes to the dead letters."
+    )
     shutdown_grace_s: float = Field(
         20.0, ge=0, description="On SIGTERM, how long in-flight polls may take to finish."
     )

@@ -243,3 +243,37 @@ def test_module_entry_point_prints_help():
     assert result.returncode == 0
     for command in ("up", "worker", "collect", "search", "export"):
         assert command in result.stdout
+
+
+def test_dead_letters_are_listed_and_requeued(sigwatch, data_dir):
+    assert sigwatch("db", "upgrade").exit_code == 0
+
+    async def seed() -> None:
+        from sigwatch.db.models import Channel, Delivery, User
+
+        engine = create_engine(load_settings(data_dir=data_dir))
+        async with session_factory(engine).begin() as session:
+            user = User(username="ops", password_hash="x", role="admin")
+            session.add(user)
+            await session.flush()
+            channel = Channel(owner_id=user.id, kind="webhook", name="hook", config={})
+            session.add(channel)
+            await session.flush()
+            session.add(
+                Delivery(
+                    channel_id=channel.id,
+                    idempotency_key="k1",
+                    status="dead",
+                    attempts=8,
+                    last_error="HTTP 410 Gone from https://hooks.example",
+                )
+            )
+        await engine.dispose()
+
+    asyncio.run(seed())
+    listed = sigwatch("deliveries", "list")
+    assert listed.exit_code == 0 and "410 Gone" in listed.output and "1 deliveries" in listed.output
+    requeued = sigwatch("deliveries", "requeue", "--all-dead")
+    assert requeued.exit_code == 0 and "requeued 1" in requeued.output
+    assert "0 deliveries" in sigwatch("deliveries", "list").output
+    assert sigwatch("deliveries", "requeue").exit_code == 2

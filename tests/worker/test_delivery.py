@@ -45,7 +45,9 @@ def verify(headers: dict[str, str], body: bytes) -> bool:
 
 @pytest.fixture
 def allowed(settings: Settings) -> Settings:
-    return settings.model_copy(update={"allowed_private_networks": ["127.0.0.1/32"]})
+    return settings.model_copy(
+        update={"allowed_private_networks": ["127.0.0.1/32"], "delivery_retry_base_s": 0.2}
+    )
 
 
 @pytest.fixture

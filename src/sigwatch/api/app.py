@@ -34,10 +34,12 @@ from sigwatch.api.routes import (
 from sigwatch.api.routes import (
     auth as auth_routes,
 )
+from sigwatch.api.routes import live as live_routes
 from sigwatch.config import Settings, ensure_secret_key
 from sigwatch.db.engine import create_engine, session_factory
 from sigwatch.db.migrate import require_current
 from sigwatch.errors import ConfigError, DatabaseOutOfDate
+from sigwatch.live.bus import create_bus
 
 #: Connect and read timeouts of the Redis client, so a hung Redis cannot hang readiness.
 REDIS_TIMEOUT_S = 3.0
@@ -60,6 +62,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
             stop.set()
             if worker is not None:
                 await _stop_worker(worker)
+            await live_routes.close_live_hub(app)
             await close_runtime(runtime)
 
     app = FastAPI(
@@ -73,6 +76,9 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(auth_routes.router)
+    # Before the alerts router, whose /alerts/{alert_id} would otherwise take /alerts/stream;
+    # the live routes authenticate themselves (WebSockets take credentials as query parameters).
+    app.include_router(live_routes.router)
     # Every resource router requires a caller; routes that need one ask for it again (cached).
     authenticated = [Depends(get_principal)]
     for module in (
@@ -104,6 +110,7 @@ async def start_runtime(settings: Settings) -> Runtime:
     try:
         schema_checked = await _check_schema(engine)
         redis = _redis_client(settings.redis_url) if settings.redis_url else None
+        bus = create_bus(settings)
     except BaseException:
         await engine.dispose()
         raise
@@ -114,11 +121,13 @@ async def start_runtime(settings: Settings) -> Runtime:
         secret_key=secret_key,
         redis=redis,
         schema_checked=schema_checked,
+        bus=bus,
     )
 
 
 async def close_runtime(runtime: Runtime) -> None:
-    """Close the Redis client and the database pool."""
+    """Close the live bus, the Redis client and the database pool."""
+    await runtime.bus.close()
     if runtime.redis is not None:
         await runtime.redis.aclose()
     await runtime.engine.dispose()

@@ -331,6 +331,27 @@ async def alert_evidence(
     return [(row[0], row[1]) for row in (await session.execute(statement)).all()]
 
 
+async def evidence_for_alerts(
+    session: AsyncSession, alert_ids: Iterable[int], *, per_alert: int = 5
+) -> dict[int, list[tuple[Post, str]]]:
+    """Each alert's first ``per_alert`` evidence posts with their source names, in one query."""
+    ids = set(alert_ids)
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(AlertEvidence.alert_id, Post, Source.name)
+        .join(Post, Post.id == AlertEvidence.post_id)
+        .join(Source, Source.id == AlertEvidence.source_id)
+        .where(AlertEvidence.alert_id.in_(ids))
+        .order_by(AlertEvidence.alert_id, AlertEvidence.published_at, AlertEvidence.id)
+    )
+    found: dict[int, list[tuple[Post, str]]] = {alert_id: [] for alert_id in ids}
+    for alert_id, post, source_name in rows.all():
+        if len(found[alert_id]) < per_alert:
+            found[alert_id].append((post, source_name))
+    return found
+
+
 async def alert_source_owners(session: AsyncSession, alert_id: int) -> tuple[set[int], set[int]]:
     """The ids of the sources behind an alert's evidence, and of those sources' owners."""
     rows = await session.execute(

@@ -1,4 +1,4 @@
-"""The rows behind live alert events: alert changes joined with their alerts, for publish and replay.
+"""The rows behind live alert events: alert changes with their alerts, for publish and replay.
 
 A live event is one ``alert_history`` row (its id is the event id) with its alert, the sources
 of the alert's evidence and the owners of those sources, so the fan-out can tell who may see it

@@ -7,6 +7,7 @@ Once recorded as sent it is never claimed again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -109,21 +110,26 @@ def _owned(delivery_id: int, worker_id: str) -> Any:
 
 async def record_sent(
     session: AsyncSession,
-    delivery_id: int,
+    delivery_ids: Sequence[int],
     *,
     worker_id: str,
     now: datetime,
     status_code: int | None,
-    attempts: int,
-) -> bool:
-    """Mark a delivery sent, with the receiver's answer; False when the lease was lost."""
+) -> int:
+    """Mark deliveries sent with the receiver's answer, in one statement; returns how many.
+
+    Only deliveries still leased to ``worker_id`` change: one whose lease was lost meanwhile may
+    be sent again by its new holder, which at-least-once delivery allows.
+    """
+    if not delivery_ids:
+        return 0
     result = await session.execute(
         update(Delivery)
-        .where(_owned(delivery_id, worker_id))
+        .where(Delivery.id.in_(delivery_ids), Delivery.lease_owner == worker_id)
         .values(
             status="sent",
             sent_at=now,
-            attempts=attempts,
+            attempts=Delivery.attempts + 1,
             response_status=status_code,
             last_error=None,
             lease_owner=None,
@@ -131,7 +137,7 @@ async def record_sent(
         )
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def record_failure(

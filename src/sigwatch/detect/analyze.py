@@ -132,7 +132,7 @@ def run_analyze(
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     report: BadLineReporter = report_to_stderr,
 ) -> int:
-    """Analyse a JSONL stream against a watchlist file, write JSONL; returns the detections written."""
+    """Analyse a JSONL stream against a watchlist file, write JSONL; return the count written."""
     index = load_index(watchlist_path)
     count = 0
     for record in analyze_stream(input_stream, index, min_confidence=min_confidence, report=report):

@@ -24,8 +24,9 @@ COMMON_WORDS: Final = frozenset(
     come common compound cook cool copy core corn cost could count country course cover cow crazy
     cream credit crew cross crowd crown cruise cry cup curve cut cycle dad daily dance dark dash
     data date day dead deal dear deep degen delta dense design dive do dock doctor does dog dollar
-    done door double down draw dream dress drift drink drive drop dry duck due during dust each eagle
-    ear early earn earth east easy eat echo edge egg eight either else end energy engine enough
+    done door double down draw dream dress drift drink drive drop dry duck due during dust each
+    eagle ear early earn earth east easy eat echo edge egg eight either else end energy engine
+    enough
     enter equal era even ever every exit eye face fact fair faith fall family fan far farm fast fat
     father fear feel few field fight figure fill film final find fine fire firm first fish five fix
     flag flame flash fleet flight floor flow fly focus fog follow food foot for force forest forge

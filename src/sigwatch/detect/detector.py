@@ -18,12 +18,15 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import reduce
+from operator import itemgetter, or_
 from typing import Final
 
 from sigwatch.detect.events import EVENT_TYPES, TIER_WEIGHTS
-from sigwatch.detect.evidence import Cue, CuePatterns, Evidence, Sentence
+from sigwatch.detect.evidence import Cue, Evidence, Sentence
 from sigwatch.detect.matcher import (
     ANY_EVENT_BITS,
+    ENTITY_BIT,
     EVENT_BITS,
     TRADE_BITS,
     VENUE_BIT,
@@ -38,7 +41,13 @@ from sigwatch.detect.mentions import (
     resolve_author,
     resolve_mentions,
 )
-from sigwatch.detect.normalize import NormalizedText, extract_urls, key_form, url_domain
+from sigwatch.detect.normalize import (
+    NormalizedText,
+    extract_urls,
+    key_form,
+    key_text_of,
+    url_domain,
+)
 from sigwatch.detect.rules import (
     CUES,
     KNOWN_VENUES,
@@ -71,6 +80,8 @@ DEFAULT_MIN_CONFIDENCE: Final = 0.5
 #: Detections below this are not returned at all (too weak to be worth showing).
 REPORT_FLOOR: Final = 0.2
 
+_VALUE_OF: Final = itemgetter(1)
+_BITS_OF: Final = itemgetter(1)
 _ACTION_BIT: Final = TRADE_BITS["action"]
 _SIGNAL_BITS: Final = TRADE_BITS["direction"] | TRADE_BITS["level"]
 _EXIT_BIT: Final = TRADE_BITS["exit"]
@@ -79,6 +90,7 @@ _LAUNCH_WORDS: Final = frozenset(
     "hit hits scheduled date start starts begin begins arrive arrives ship ships".split()
 )
 _HEAD_NOUNS: Final = frozenset("protocol network blockchain chain platform mainnet".split())
+_NETWORK_LAUNCH: Final = frozenset(("will be launched", "will launch", "to launch", "will go live"))
 _SUPPLY_WORDS: Final = frozenset(
     "token tokens supply coins worth vested vesting circulation million billion cliff".split()
 )
@@ -100,6 +112,7 @@ _SKIPPED_AFTER_VENUE: Final = frozenset(
 _QUOTE_WORDS: Final = re.compile(r"(?i)\b(?:usdt|usdc|busd|fdusd|perp)\b|\([^()]{1,24}\)|'s\b")
 _COORDINATED: Final = re.compile(r"(?i)^[\s,&/+@#$_]*(?:and|&|\+|or)?[\s,&/+@#$_]*$")
 _TICKER_AFTER: Final = re.compile(r"\s*\(\$?[A-Z0-9]{2,12}\)")
+_QUOTE_KEYS: Final = ("usdt", "usdc", "busd", "perp")
 _PRONOUN_START: Final = frozenset("it its they their this we our".split())
 
 
@@ -150,7 +163,6 @@ class DetectionIndex:
     watchlist: Watchlist
     rules: Mapping[str, EventRule]
     matcher: Matcher
-    patterns: CuePatterns
     venues: frozenset[int]
     author_lookup: Mapping[str, int]
     domain_lookup: Mapping[str, int]
@@ -186,7 +198,6 @@ def build_index(watchlist: Watchlist) -> DetectionIndex:
         watchlist=watchlist,
         rules=rules,
         matcher=Matcher(entities, rules),
-        patterns=CuePatterns(rules),
         venues=venues,
         author_lookup=build_author_lookup(entities),
         domain_lookup=domains,
@@ -202,22 +213,39 @@ def analysed_text(post: PostInput) -> str:
 
 
 def detect(post: PostInput, index: DetectionIndex) -> list[Detection]:
-    """Every (entity, event) the post announces with confidence >= REPORT_FLOOR, best first."""
-    text = NormalizedText(analysed_text(post))
-    hits = index.matcher.scan(text.key_text)
+    """Every (entity, event) the post announces with confidence >= REPORT_FLOOR, best first.
+
+    The post's sentiment (VADER) is computed only when it yields a detection.
+    """
+    raw = analysed_text(post)
+    key_text = key_text_of(raw)
+    hits = index.matcher.scan(key_text)
     if not hits:
         return []
-    mask = 0
-    for _, value in hits:
-        mask |= value[1]
+    mask: int = reduce(or_, map(_BITS_OF, map(_VALUE_OF, hits)))
     trade_possible = bool(mask & _ACTION_BIT) or (mask & _SIGNAL_BITS) == _SIGNAL_BITS
     trade_possible = trade_possible or bool(mask & _EXIT_BIT)
-    if not mask & ANY_EVENT_BITS and not trade_possible:
+    # An event needs a subject: an entity term, a pair (…USDT), or the author being an entity.
+    events_possible = bool(mask & ANY_EVENT_BITS) and (
+        bool(mask & ENTITY_BIT)
+        or any(quote in key_text for quote in _QUOTE_KEYS)
+        or _own_entity(post, index) is not None
+    )
+    if not events_possible and not trade_possible:
         return []
-    return _PostAnalysis(post, text, hits, index).run(mask, trade_possible)
+    analysis = _PostAnalysis(post, NormalizedText(raw, key_text), hits, index)
+    return analysis.run(mask if events_possible else 0, trade_possible)
 
 
-@dataclass(frozen=True, slots=True)
+def _own_entity(post: PostInput, index: DetectionIndex) -> int | None:
+    """The entity whose own account or site published the post, if any."""
+    own = resolve_author(post.author, index.author_lookup)
+    if own is None and post.url:
+        own = index.domain_lookup.get(url_domain(post.url))
+    return own
+
+
+@dataclass(slots=True)
 class _Anchor:
     event: str
     tier: str
@@ -250,7 +278,7 @@ class _PostAnalysis:
         self.text = text
         self.index = index
         self.hits = locate_hits(text, hits)
-        self.evidence = Evidence(text, index.patterns, post.published)
+        self.evidence = Evidence(text, self.hits, post.published)
 
     def run(self, mask: int, trade_possible: bool) -> list[Detection]:
         if trade_possible:
@@ -270,7 +298,7 @@ class _PostAnalysis:
             self.index.matcher.symbol_lookup,
             with_pairs=True,
         )
-        self.author_entity = self._own_entity()
+        self.author_entity = _own_entity(self.post, self.index)
         best: dict[tuple[int, str], _Scored] = {}
         for anchor in anchors:
             for scored in self._score_anchor(anchor):
@@ -292,7 +320,7 @@ class _PostAnalysis:
                 tier = self._adjust_tier(event, keyword.tier, keyword.phrase, hit)
                 if tier is not None:
                     anchors.append(_Anchor(event, tier, keyword.phrase, hit))
-        return anchors
+        return _best_of_overlapping(anchors)
 
     def _adjust_tier(self, event: str, tier: str, phrase: str, hit: KeyHit) -> str | None:
         """A keyword's tier after looking at its neighbours; None drops it."""
@@ -311,25 +339,20 @@ class _PostAnalysis:
         if event == "mainnet":
             if phrase == "mainnet":
                 return "strong" if _LAUNCH_WORDS & {*before, *after} else "weak"
-            if tier == "weak":
-                return "medium" if _HEAD_NOUNS & set(before) else None
+            if phrase in _NETWORK_LAUNCH:
+                return tier if _HEAD_NOUNS & set(before) else None
         if event == "unlock" and ("releas" in phrase or tier == "weak"):
             nearby = words[max(hit.word - 5, 0) : hit.last_word + 6]
             if not any(w in _SUPPLY_WORDS for w in nearby):
                 return None
-        if event == "airdrop" and phrase in {"airdrop", "airdrops"} and after:
-            if after[0][:1].isdigit():
-                return "strong"
+        if event == "airdrop" and phrase in {"airdrop", "airdrops"}:
+            if after and after[0][:1].isdigit():
+                return "strong"  # "X airdrops 1.5 million tokens"
+            if phrase == "airdrops":
+                return "weak"  # the plural alone is talk about airdrops in general
         return tier
 
     # --- entities -------------------------------------------------------------------------
-
-    def _own_entity(self) -> int | None:
-        own = resolve_author(self.post.author, self.index.author_lookup)
-        if own is None and self.post.url:
-            domain = url_domain(self.post.url)
-            own = self.index.domain_lookup.get(domain)
-        return own
 
     def _candidates(self, anchor: _Anchor, sentence: Sentence) -> tuple[list[EntityMention], str]:
         """The mentions that may be the anchor's subject, and how they were found."""
@@ -409,7 +432,7 @@ class _PostAnalysis:
         while position <= sentence.last_word and words[position] in _SKIPPED_AFTER_VENUE:
             position += 1
         following = " ".join(words[position : position + 4])
-        if not any(following.startswith(verb) for verb in _ACTIVE_LISTING):
+        if not following.startswith(_ACTIVE_LISTING):
             return False
         if following.startswith(("lists on", "listed on", "listed at", "listed by")):
             return False
@@ -503,11 +526,6 @@ class _PostAnalysis:
             features["own_account"] = OWN_ACCOUNT
         if mention.kind == "cashtag":
             features["cashtag"] = CASHTAG
-        times = self.evidence.times_in(sentence)
-        time = min(times, key=lambda t: abs(t.start - anchor.hit.start)) if times else None
-        if time is not None:
-            features["event_time"] = EVENT_TIME
-            spans.append((time.start, time.end, "time", time.when.isoformat()))
         if any(self._inside(c.word, sentence) for c in self.evidence.announcements):
             features["announcement"] = ANNOUNCEMENT
         for cue in self._cues(anchor, sentence, mention):
@@ -520,9 +538,17 @@ class _PostAnalysis:
             features["question"] = QUESTION
         if role:
             features["role"] = ROLE
+        if confidence(features) + EVENT_TIME < REPORT_FLOOR:
+            return _Scored(mention.entity, event, features, spans, None, False, 0.0)  # sunk
         live = any(
             self._inside(c.word, sentence) for c in self.evidence.live_words
         ) and "will" not in self.evidence.words_between(sentence.first_word, anchor.hit.word)
+        time = None
+        times = self.evidence.times_in(sentence)  # the costliest evidence: read last
+        if times:
+            time = min(times, key=lambda t: abs(t.start - anchor.hit.start))
+            features["event_time"] = EVENT_TIME
+            spans.append((time.start, time.end, "time", time.when.isoformat()))
         scored = _Scored(mention.entity, event, features, spans, time, live)
         scored.value = confidence(features)
         return scored
@@ -621,6 +647,24 @@ class _PostAnalysis:
     def _span(self, start: int, end: int, kind: str, label: str) -> Span:
         first, last = self.text.original_span(start, end)
         return Span(first, last, self.text.original[first:last], kind, label)
+
+
+def _best_of_overlapping(anchors: list[_Anchor]) -> list[_Anchor]:
+    """Of an event's keywords that overlap ("listed on" and "listed"), the best tier, longest."""
+    ranked = sorted(
+        anchors,
+        key=lambda a: (-TIER_WEIGHTS[a.tier], -(a.hit.end - a.hit.start), a.hit.start),
+    )
+    kept: list[_Anchor] = []
+    for anchor in ranked:
+        if not any(
+            k.event == anchor.event
+            and k.hit.start < anchor.hit.end
+            and anchor.hit.start < k.hit.end
+            for k in kept
+        ):
+            kept.append(anchor)
+    return kept
 
 
 def _previous_word(words: Sequence[str], word: int, first_word: int) -> str:

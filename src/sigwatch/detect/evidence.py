@@ -2,27 +2,26 @@
 
 Computed once per candidate post and only on demand: sentence bounds (in folded offsets and in
 key_text word numbers), the general cues of ``rules.CUES``, each event's cancelling phrases and
-structural cancels, announcement words, "live now" words, and the time expressions of the text.
+structural cancels, announcement words, "live now" words (all found by the automaton's pass), and
+the time expressions of the text.
 """
 
 from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import Final
 
+from sigwatch.detect.mentions import KeyHit
 from sigwatch.detect.normalize import NormalizedText
 from sigwatch.detect.rules import (
-    ANNOUNCE_WORDS,
     CUES,
     FOLDED_CANCELS,
     STRUCTURAL_CANCELS,
-    EventRule,
-    phrase_pattern,
 )
 from sigwatch.detect.timeexpr import TimeExpression, find_time_expressions
 
@@ -37,18 +36,15 @@ _DATE_WORDS: Final = re.compile(
     r"|friday|saturday|sunday)\b|\bquarter\b|\bin \d+ (?:hours?|days?|weeks?)\b"
 )
 _CLAUSE_BREAK: Final = re.compile(r"[,;|–—]|\s-\s")
-_LIVE: Final = phrase_pattern(
-    (
-        "is live", "are live", "now live", "live now", "goes live", "went live", "just listed",
-        "has listed", "have listed", "has launched", "just launched", "is now live", "listed on",
-        "lists on", "now available", "is listing", "trading opens", "claim is live", "has begun",
-        "launched", "is out", "hit mainnet", "hits mainnet",
-    )
-)  # fmt: skip
+_MAYBE_TIME: Final = re.compile(
+    r"(?i)\d|\b(?:today|tonight|tomorrow|next|this week|this weekend|this month|quarter|jan|feb"
+    r"|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|monday|tuesday|wednesday|thursday|friday|saturday"
+    r"|sunday|an? (?:hour|day|week)|one|two|three|few)"
+)
 _PERCENT: Final = re.compile(r"\d\s?%")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sentence:
     """A sentence: folded offsets, first and last key_text word numbers, and its question mark."""
 
@@ -59,7 +55,7 @@ class Sentence:
     question: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Cue:
     """A cue or cancelling phrase found in the text: its class, words and place."""
 
@@ -70,31 +66,14 @@ class Cue:
     end: int
 
 
-class CuePatterns:
-    """The compiled phrase patterns of the general cues and of each event's cancels."""
-
-    def __init__(self, rules: Mapping[str, EventRule]) -> None:
-        self.cues: dict[str, re.Pattern[str]] = {}
-        for kind, (phrases, _scope, _weight) in CUES.items():
-            pattern = phrase_pattern(phrases)
-            if pattern is not None:
-                self.cues[kind] = pattern
-        self.cancels: dict[str, re.Pattern[str] | None] = {
-            event: phrase_pattern(rule.cancels) for event, rule in rules.items()
-        }
-        announce = phrase_pattern(ANNOUNCE_WORDS)
-        assert announce is not None
-        self.announce = announce
-
-
 class Evidence:
     """Lazily computed evidence of one post."""
 
     def __init__(
-        self, text: NormalizedText, patterns: CuePatterns, published: datetime | None
+        self, text: NormalizedText, hits: Sequence[KeyHit], published: datetime | None
     ) -> None:
         self.text = text
-        self.patterns = patterns
+        self.hits = hits
         self.published = published
 
     @cached_property
@@ -145,59 +124,56 @@ class Evidence:
         index = self.sentences.index(sentence)
         return self.sentences[index - 1] if index > 0 else None
 
-    def _find(self, kind: str, pattern: re.Pattern[str] | None) -> list[Cue]:
-        if pattern is None:
-            return []
-        found = []
-        key_text = self.text.key_text
-        for match in pattern.finditer(key_text):
-            start, end = self.text.folded_span(match.start(), match.end())
-            phrase = match.group(0)
-            if phrase == "may" and self.text.folded[start : start + 1] == "M":
+    @cached_property
+    def _phrases(self) -> dict[str, list[Cue]]:
+        """Every cue, cancel, announcement and live phrase the automaton found, by kind."""
+        found: dict[str, list[Cue]] = {}
+        folded = self.text.folded
+        for hit in self.hits:
+            kinds = hit.value[5]
+            if not kinds:
+                continue
+            phrase = self.text.key_text[hit.key_start : hit.key_end]
+            if phrase == "may" and folded[hit.start : hit.start + 1] == "M":
                 continue  # the month, not the hedge
-            found.append(Cue(kind, phrase, self.text.word_index(match.start()), start, end))
+            for kind in kinds:
+                found.setdefault(kind, []).append(Cue(kind, phrase, hit.word, hit.start, hit.end))
         return found
 
     @cached_property
     def cues(self) -> dict[str, list[Cue]]:
         """General cues by class."""
-        return {kind: self._find(kind, p) for kind, p in self.patterns.cues.items()}
+        return {kind: self._phrases.get(kind, []) for kind in CUES}
 
     def cancels(self, event: str) -> list[Cue]:
         """The event's cancelling phrases and structural cancels in the text."""
-        return self._cancels.get(event, [])
-
-    @cached_property
-    def _cancels(self) -> dict[str, list[Cue]]:
-        found = {
-            event: self._find("cancel", pattern) for event, pattern in self.patterns.cancels.items()
-        }
-        for event, patterns in STRUCTURAL_CANCELS.items():
-            for pattern in patterns:
+        if event not in self._structural:
+            found = []
+            for pattern in STRUCTURAL_CANCELS.get(event, ()):
                 for match in pattern.finditer(self.text.key_text):
                     start, end = self.text.folded_span(match.start(), match.end())
                     word = self.text.word_index(match.start())
-                    found.setdefault(event, []).append(
-                        Cue("structure", match.group(0).strip(), word, start, end)
-                    )
-        for event, patterns in FOLDED_CANCELS.items():
-            for pattern in patterns:
+                    found.append(Cue("structure", match.group(0).strip(), word, start, end))
+            for pattern in FOLDED_CANCELS.get(event, ()):
                 for match in pattern.finditer(self.text.folded):
                     word = self.text.word_at_folded(match.start())
-                    found.setdefault(event, []).append(
-                        Cue("structure", match.group(0), word, match.start(), match.end())
-                    )
-        return found
+                    found.append(Cue("structure", match.group(0), word, match.start(), match.end()))
+            self._structural[event] = self._phrases.get(f"cancel:{event}", []) + found
+        return self._structural[event]
+
+    @cached_property
+    def _structural(self) -> dict[str, list[Cue]]:
+        return {}
 
     @cached_property
     def announcements(self) -> list[Cue]:
-        """Announcement words ("will", "announces", "introducing", "is live" …)."""
-        return self._find("announce", self.patterns.announce)
+        """Announcement words ("announces", "introducing", "is live" …)."""
+        return self._phrases.get("announce", [])
 
     @cached_property
     def live_words(self) -> list[Cue]:
         """Words saying the event is happening now ("is live", "just listed" …)."""
-        return self._find("live", _LIVE)
+        return self._phrases.get("live", [])
 
     @cached_property
     def percents(self) -> list[int]:
@@ -207,6 +183,8 @@ class Evidence:
     @cached_property
     def times(self) -> list[TimeExpression]:
         """Time expressions resolved against the publication time."""
+        if _MAYBE_TIME.search(self.text.folded) is None:
+            return []  # cheap test first: most texts without a digit name no time
         return find_time_expressions(self.text.folded, self.published)
 
     def times_in(self, sentence: Sentence) -> list[TimeExpression]:
@@ -220,7 +198,13 @@ class Evidence:
     def same_clause(self, first: int, second: int) -> bool:
         """True when no comma, semicolon, bar or dash separates two folded offsets."""
         left, right = sorted((first, second))
-        return _CLAUSE_BREAK.search(self.text.folded, left, right) is None
+        breaks = self._clause_breaks
+        index = bisect_right(breaks, left)
+        return index >= len(breaks) or breaks[index] >= right
+
+    @cached_property
+    def _clause_breaks(self) -> list[int]:
+        return [m.start() for m in _CLAUSE_BREAK.finditer(self.text.folded)]
 
     def words_between(self, first: int, last: int) -> list[str]:
         """The key_text words numbered first..last (inclusive)."""

@@ -1,11 +1,11 @@
-"""One Aho-Corasick automaton over every entity name, alias, symbol, handle, domain and keyword.
+"""One Aho-Corasick automaton over every entity name, alias, symbol, handle, domain and phrase.
 
 Keys are written in key form (see ``normalize``) and padded with a space each side, and the text is
 scanned in the same form, so a key only ever matches whole words, and one pass over the post finds
-every entity term, event keyword, exchange name and trade word at once. Each key's value says what
-the key is (bit flags for a cheap "anything here?" test) and every term it stands for: one key can
-be the symbol of two entities and a keyword at the same time. Build a new matcher when the
-watchlist or the rules change; a matcher is never modified.
+every entity term, event keyword, exchange name, trade word and cue or cancelling phrase at once.
+Each key's value says what the key is (bit flags for a cheap "anything here?" test) and every term
+it stands for: one key can be the symbol of two entities and a keyword at the same time. Build a
+new matcher when the watchlist or the rules change; a matcher is never modified.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ import ahocorasick
 from sigwatch.detect.commonwords import COMMON_WORDS
 from sigwatch.detect.events import EVENT_TYPES
 from sigwatch.detect.normalize import key_form
-from sigwatch.detect.rules import KNOWN_VENUES, TRADE_WORDS, EventRule
+from sigwatch.detect.rules import KNOWN_VENUES, TRADE_WORDS, EventRule, cue_phrase_kinds
 from sigwatch.detect.watchlist import Entity
 
 # Bit flags of a key's value: what kinds of term the key stands for.
 ENTITY_BIT: Final = 1
 VENUE_BIT: Final = 2
+CUE_BIT: Final = 1 << 16
+SUPPORT_BIT: Final = 1 << 17
 EVENT_BITS: Final = {event: 4 << index for index, event in enumerate(EVENT_TYPES)}
 ANY_EVENT_BITS: Final = sum(EVENT_BITS.values())
 TRADE_BITS: Final = {"action": 1 << 12, "direction": 1 << 13, "level": 1 << 14, "exit": 1 << 15}
@@ -68,8 +70,11 @@ class KeywordForm:
     phrase: str
 
 
-#: A key's value: (key length with padding, bit flags, entity forms, keywords, trade group).
-KeyValue = tuple[int, int, tuple[EntityForm, ...], tuple[KeywordForm, ...], str | None]
+#: A key's value: (key length with padding, bit flags, entity forms, keywords, trade group,
+#: cue kinds — see rules.cue_phrase_kinds).
+KeyValue = tuple[
+    int, int, tuple[EntityForm, ...], tuple[KeywordForm, ...], str | None, tuple[str, ...]
+]
 
 
 def form_policy(written: str, kind: str) -> tuple[str, bool]:
@@ -115,7 +120,8 @@ class Matcher:
                 continue
             for phrase, tier in rule.keywords.items():
                 terms[phrase].append(KeywordForm(event, tier, phrase))
-                bits[phrase] |= EVENT_BITS[event]
+                # a weak keyword supports a detection but does not make a post a candidate
+                bits[phrase] |= EVENT_BITS[event] if tier != "weak" else SUPPORT_BIT
         for venue in KNOWN_VENUES:
             bits[key_form(venue)] |= VENUE_BIT
         trade_groups: dict[str, str] = {}
@@ -124,6 +130,9 @@ class Matcher:
                 for word in words:
                     bits[key_form(word)] |= TRADE_BITS[group]
                     trade_groups[key_form(word)] = group
+        cue_kinds = cue_phrase_kinds(rules)
+        for phrase in cue_kinds:
+            bits[phrase] |= CUE_BIT
         automaton = ahocorasick.Automaton()
         for key, flags in bits.items():
             found = terms.get(key, [])
@@ -133,6 +142,7 @@ class Matcher:
                 tuple(t for t in found if isinstance(t, EntityForm)),
                 tuple(t for t in found if isinstance(t, KeywordForm)),
                 trade_groups.get(key),
+                cue_kinds.get(key, ()),
             )
             automaton.add_word(f" {key} ", value)
         automaton.make_automaton()

@@ -42,10 +42,11 @@ _AUTHOR_SUFFIXES: Final = (
     "chain", "hashgraph", "official", "io", "xyz", "app", "hq", "global", "fi", "money",
 )  # fmt: skip
 _NUMBER: Final = re.compile(r"^\$?\d[\d,.]*[kmb]?$")
+_QUOTE_HINTS: Final = ("usd", "btc", "eth", "bnb", "perp")  # cheap test before the pair regexes
 _HANDLE_AT: Final = re.compile(r"[A-Za-z0-9_]+")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EntityMention:
     """A place in the folded text that names an entity, with the evidence of how."""
 
@@ -59,7 +60,7 @@ class EntityMention:
     label: str  # what matched, e.g. "symbol ARB in parentheses"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class KeyHit:
     """An automaton hit located in the texts: key_text word range and folded offsets."""
 
@@ -77,28 +78,17 @@ def locate_hits(text: NormalizedText, hits: Sequence[tuple[int, KeyValue]]) -> l
     located: list[KeyHit] = []
     for end_index, value in hits:
         key_start = end_index - value[0] + 2
-        key_end = end_index
-        start, end = text.folded_span(key_start, key_end)
-        located.append(
-            KeyHit(
-                key_start,
-                key_end,
-                start,
-                end,
-                text.word_index(key_start),
-                text.word_index(key_end - 1),
-                value,
-            )
-        )
+        start, end, word, last_word = text.locate(key_start, end_index)
+        located.append(KeyHit(key_start, end_index, start, end, word, last_word, value))
     return located
 
 
 def is_shouting(folded: str) -> bool:
     """True when most letters are capitals, so capitals say nothing about symbols."""
-    letters = [c for c in folded if c.isalpha()]
-    if len(letters) < 12:
+    letters = sum(map(str.isalpha, folded))
+    if letters < 12:
         return False
-    return sum(c.isupper() for c in letters) / len(letters) > 0.7
+    return sum(map(str.isupper, folded)) / letters > 0.7
 
 
 def resolve_mentions(
@@ -113,7 +103,7 @@ def resolve_mentions(
     folded = text.folded
     urls = [(start, end) for start, end, _ in extract_urls(folded)] if "." in folded else []
     words = text.key_text.split()
-    shouting = is_shouting(folded)
+    shouting: list[bool] = []  # computed on first need
     found: list[EntityMention] = []
     for hit in hits:
         for form in hit.value[2]:
@@ -123,23 +113,17 @@ def resolve_mentions(
             if form.policy != DOMAIN and any(a <= mention.start < b for a, b in urls):
                 continue
             found.append(mention)
-    if with_pairs:
+    if with_pairs and any(quote in text.key_text for quote in _QUOTE_HINTS):
         pairs = find_pairs(folded)
         # the quote asset of a pair (the USDT of RC/USDT) is not a mention of its own
         found = [m for m in found if not any(end <= m.start <= end + 2 for _, end, _ in pairs)]
         for start, end, base in pairs:
             for entity in _lookup_symbol(base, symbol_lookup):
-                word = text.word_index(_key_position(text, start))
+                word = text.word_at_folded(start)
                 found.append(
                     EntityMention(entity, start, end, word, word, "pair", 1.0, f"pair base {base}")
                 )
     return _drop_contained(found)
-
-
-def _key_position(text: NormalizedText, folded_start: int) -> int:
-    """A key_text position at or just before a folded offset (for word numbers)."""
-    prefix = text.folded[:folded_start].lower()
-    return len(" " + key_form(prefix)) + 1 if prefix.strip() else 1
 
 
 def _lookup_symbol(base: str, symbol_lookup: Mapping[str, tuple[int, ...]]) -> tuple[int, ...]:
@@ -156,59 +140,70 @@ def _check_form(
     folded: str,
     words: Sequence[str],
     keyword_words: frozenset[int],
-    shouting: bool,
+    shouting_once: list[bool],
 ) -> EntityMention | None:
     start, end = hit.start, hit.end
     written = folded[start:end]
     before = folded[start - 1] if start > 0 else " "
     after = folded[end] if end < len(folded) else " "
-    tagged = before in "$#"
-
-    def mention(kind: str, strength: float, label: str) -> EntityMention:
-        return EntityMention(
-            form.entity, start, end, hit.word, hit.last_word, kind, strength, label
-        )
-
-    if form.policy == HANDLE:
-        handle = _HANDLE_AT.match(folded, start)
-        if before == "@" and handle is not None and handle.group(0).lower() == form.written.lower():
-            return mention("handle", 0.95, f"handle @{form.written}")
+    kind, strength, label = _judge_form(form, hit, folded, written, before, after, words,
+                                        keyword_words, shouting_once)  # fmt: skip
+    if strength <= 0.0:
         return None
+    return EntityMention(form.entity, start, end, hit.word, hit.last_word, kind, strength, label)
+
+
+def _judge_form(
+    form: EntityForm,
+    hit: KeyHit,
+    folded: str,
+    written: str,
+    before: str,
+    after: str,
+    words: Sequence[str],
+    keyword_words: frozenset[int],
+    shouting_once: list[bool],
+) -> tuple[str, float, str]:
+    """(kind, strength, label) of a form's hit; strength 0 when the case rules say no."""
+    if form.policy == HANDLE:
+        handle = _HANDLE_AT.match(folded, hit.start)
+        if before == "@" and handle is not None and handle.group(0).lower() == form.written.lower():
+            return "handle", 0.95, f"handle @{form.written}"
+        return "", 0.0, ""
     if form.policy == DOMAIN:
         if written.lower() == form.written:
-            return mention("domain", 0.85, f"domain {form.written}")
-        return None
+            return "domain", 0.85, f"domain {form.written}"
+        return "", 0.0, ""
     if before == "@":
-        return mention("handle", 0.9, f"{form.kind} {form.written} as @handle")
-    if tagged:
-        return mention("cashtag", 1.0, f"{form.kind} {form.written} as {before}{written}")
+        return "handle", 0.9, f"{form.kind} {form.written} as @handle"
+    if before in "$#":
+        return "cashtag", 1.0, f"{form.kind} {form.written} as {before}{written}"
     if form.policy == ANY_CASE:
         exact = written == form.written or written.lower() == written == form.written.lower()
         strength = 1.0 if exact or written.isupper() or written.istitle() else 0.9
-        return mention(form.kind, strength, f"{form.kind} {form.written}")
+        return form.kind, strength, f"{form.kind} {form.written}"
+    if not shouting_once and (written.isupper() or form.policy == SYMBOL_CASE):
+        shouting_once.append(is_shouting(folded))
     if form.policy == TITLE_CASE:
-        if written == form.written or (written.isupper() and not shouting):
-            return mention(form.kind, 0.95, f"{form.kind} {form.written} written as such")
+        if written == form.written or (written.isupper() and not shouting_once[0]):
+            return form.kind, 0.95, f"{form.kind} {form.written} written as such"
         if written.isupper() and _has_context(hit, words, keyword_words):
-            return mention(form.kind, 0.8, f"{form.kind} {form.written} in capitals, in context")
-        return None
-    if form.policy == SYMBOL_CASE:
-        capitals = written == form.written.upper() or (
-            written == form.written and not form.written.islower()
-        )
-        if not capitals:
-            return None
-        if before == "(" and after == ")":
-            return mention(form.kind, 1.0, f"{form.kind} {form.written} in parentheses")
-        context = _has_context(hit, words, keyword_words)
-        if not form.ambiguous and not shouting:
-            strength = 0.9 if form.kind == "name" else 0.75
-            return mention(
-                form.kind, strength + (0.1 if context else 0.0), f"{form.kind} {written}"
-            )
-        if context:
-            return mention(form.kind, 0.7, f"{form.kind} {written} with context")
-    return None
+            return form.kind, 0.8, f"{form.kind} {form.written} in capitals, in context"
+        return "", 0.0, ""
+    capitals = written == form.written.upper() or (
+        written == form.written and not form.written.islower()
+    )
+    if form.policy != SYMBOL_CASE or not capitals:
+        return "", 0.0, ""
+    if before == "(" and after == ")":
+        return form.kind, 1.0, f"{form.kind} {form.written} in parentheses"
+    context = _has_context(hit, words, keyword_words)
+    if not form.ambiguous and not shouting_once[0]:
+        strength = (0.9 if form.kind == "name" else 0.75) + (0.1 if context else 0.0)
+        return form.kind, strength, f"{form.kind} {written}"
+    if context:
+        return form.kind, 0.7, f"{form.kind} {written} with context"
+    return "", 0.0, ""
 
 
 def _has_context(hit: KeyHit, words: Sequence[str], keyword_words: frozenset[int]) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_left, bisect_right
+from itertools import accumulate
 from typing import Final
 
 # Letters from other scripts that render like Latin ones and are used to dodge keyword filters.
@@ -74,6 +75,7 @@ class _WordTable(dict[int, str]):
         return value
 
 
+_NON_SPACE: Final = re.compile(r"\S+")
 _FOLD: Final = _FoldTable()
 _WORDS: Final = _WordTable()
 # The same mapping for ASCII text as a byte table: bytes.translate is a tight C loop.
@@ -83,12 +85,32 @@ _ASCII_WORDS: Final = bytes(
 ) + bytes([0x20] * 128)
 
 
+class _KeyFoldTable(dict[str, str]):
+    """Non-ASCII character → its key form (folded, lower case, non-word as a space), cached."""
+
+    def __missing__(self, char: str) -> str:
+        value = fold_char(char).lower().translate(_WORDS)
+        self[char] = value
+        return value
+
+
+_KEY_FOLD: Final = _KeyFoldTable()
+_NON_ASCII: Final = re.compile(r"[^\x00-\x7f]")
+
+
+def _key_fold(match: re.Match[str]) -> str:
+    return _KEY_FOLD[match.group(0)]
+
+
 def key_text_of(text: str) -> str:
-    """The key_text of a text (see the module docstring), the cheap way for ASCII."""
-    if text.isascii():
-        words = text.encode("ascii").translate(_ASCII_WORDS).decode("ascii")
-    else:
-        words = text.translate(_FOLD).lower().translate(_WORDS)
+    """The key_text of a text (see the module docstring), the cheap way for mostly-ASCII text."""
+    if not text.isascii():
+        # fold only the non-ASCII characters (an emoji, a full-width letter), then take the
+        # byte path if nothing but ASCII is left
+        text = _NON_ASCII.sub(_key_fold, text)
+        if not text.isascii():
+            return " " + " ".join(text.lower().translate(_WORDS).split()) + " "
+    words = text.encode("ascii").translate(_ASCII_WORDS).decode("ascii")
     return " " + " ".join(words.split()) + " "
 
 
@@ -122,37 +144,55 @@ class NormalizedText:
 
     def folded_span(self, key_start: int, key_end: int) -> tuple[int, int]:
         """The folded-text offsets of the key_text slice [key_start, key_end) (whole words)."""
-        starts, folded_starts = self._key_map()
+        if self._key_starts is None:
+            self._build_key_map()
+        starts = self._key_starts
+        folded_starts = self._key_folded
+        assert starts is not None and folded_starts is not None
         first_word = max(bisect_right(starts, key_start) - 1, 0)
         last_word = max(bisect_right(starts, key_end - 1) - 1, 0)
         start = folded_starts[first_word] + (key_start - starts[first_word])
         end = folded_starts[last_word] + (key_end - starts[last_word])
         return start, end
 
+    def locate(self, key_start: int, key_end: int) -> tuple[int, int, int, int]:
+        """Folded offsets and first/last word numbers of the key_text slice [key_start, key_end)."""
+        if self._key_starts is None:
+            self._build_key_map()
+        starts = self._key_starts
+        folded_starts = self._key_folded
+        assert starts is not None and folded_starts is not None
+        first_word = max(bisect_right(starts, key_start) - 1, 0)
+        last_word = max(bisect_right(starts, key_end - 1, first_word) - 1, 0)
+        start = folded_starts[first_word] + (key_start - starts[first_word])
+        end = folded_starts[last_word] + (key_end - starts[last_word])
+        return start, end, first_word, last_word
+
     def word_index(self, key_position: int) -> int:
         """The number (0-based) of the word that a key_text position falls in or follows."""
-        starts, _ = self._key_map()
-        return max(bisect_right(starts, key_position) - 1, 0)
+        if self._key_starts is None:
+            self._build_key_map()
+        assert self._key_starts is not None
+        return max(bisect_right(self._key_starts, key_position) - 1, 0)
 
     def word_at_folded(self, offset: int) -> int:
         """The number of the first word that starts at or after a folded offset."""
-        _, folded_starts = self._key_map()
-        return bisect_left(folded_starts, offset)
+        if self._key_folded is None:
+            self._build_key_map()
+        assert self._key_folded is not None
+        return bisect_left(self._key_folded, offset)
 
-    def _key_map(self) -> tuple[list[int], list[int]]:
-        """Where each word starts in key_text and in folded."""
-        if self._key_starts is None or self._key_folded is None:
-            starts: list[int] = []
-            folded_starts: list[int] = []
-            words = self.folded.lower().translate(_WORDS)
-            position = 1  # key_text opens with one space
-            for match in re.finditer(r"\S+", words):
-                starts.append(position)
-                folded_starts.append(match.start())
-                position += match.end() - match.start() + 1
-            self._key_starts = starts
-            self._key_folded = folded_starts
-        return self._key_starts, self._key_folded
+    def _build_key_map(self) -> None:
+        """Where each word starts in key_text and in folded (the same words, in order)."""
+        folded = self.folded
+        if folded.isascii():
+            words = folded.encode("ascii").translate(_ASCII_WORDS).decode("ascii")
+        else:
+            words = folded.lower().translate(_WORDS)
+        self._key_folded = [match.start() for match in _NON_SPACE.finditer(words)]
+        lengths = [len(word) + 1 for word in self.key_text.split()]
+        # key_text opens with one space; each word is followed by one
+        self._key_starts = list(accumulate(lengths[:-1], initial=1))
 
 
 def key_form(phrase: str) -> str:

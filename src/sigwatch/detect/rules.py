@@ -2,9 +2,9 @@
 
 Keywords are what make a post a candidate for an event and how strongly (tiers, see
 ``events.TIER_WEIGHTS``). Cancelling phrases of an event, and the general cues shared by all events
-(negation, rumour, request, commentary on a past event, price-led headline, scam warning), lower the
-confidence when they occur in the same sentence as the keyword. A watchlist's ``rules:`` mapping adds
-keywords and cancelling phrases, changes the threshold, or switches an event off.
+(negation, rumour, request, commentary on a past event, price-led headline, scam warning), lower
+the confidence when they occur in the same sentence as the keyword. A watchlist's ``rules:``
+mapping adds keywords and cancelling phrases, changes the threshold, or switches an event off.
 
 Phrases are written in plain words; matching folds case and punctuation the way
 ``normalize.key_form`` does, so "pre-market" also matches "Pre Market" and "pre market".
@@ -27,8 +27,9 @@ _KEYWORDS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
             "will list", "will be listed", "will be listing", "to be listed", "lists on",
             "listed on", "listed at", "just listed", "now listed", "has listed", "have listed",
             "announces the listing", "perpetual contract", "perpetual contracts", "pre market",
-            "premarket", "will open trading", "open trading", "opens trading", "trading will start",
-            "trading will open", "trading starts", "trading opens", "trading begins", "trading from",
+            "premarket", "will open trading", "open trading", "opens trading",
+            "trading will start", "trading will open", "trading starts", "trading opens",
+            "trading begins", "trading from",
             "now live on", "is live on", "are live on", "goes live on", "deposits open",
             "opens deposits", "open deposits", "listing is live", "listing on",
             "perps on", "perp on", "perpetuals on", "futures on",
@@ -50,13 +51,14 @@ _KEYWORDS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
         "strong": (
             "airdropped", "airdropping", "hodler airdrops", "airdrop campaign", "airdrop event",
             "airdrop is live", "airdrop claim", "claim is live", "claim is now live",
-            "claims are live", "claims are open", "claim window", "claim portal", "claiming is live",
+            "claims are live", "claims are open", "claim window", "claim portal",
+            "claiming is live",
             "eligibility checker", "check your eligibility", "snapshot will be taken",
             "snapshot date", "retroactive airdrop", "new airdrop", "airdrop coming",
             "announces airdrop", "announced an airdrop", "will airdrop", "to airdrop",
         ),
-        "medium": ("airdrop", "snapshot", "eligibility", "megadrop"),
-        "weak": ("airdrops", "eligible"),
+        "medium": ("airdrop", "airdrops", "snapshot", "eligibility", "megadrop"),
+        "weak": ("eligible",),
     },
     "tge": {
         "strong": (
@@ -78,8 +80,8 @@ _KEYWORDS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
             "network is live", "mainnet will launch", "mainnet is scheduled", "mainnet date",
             "mainnet will go live", "launches its mainnet", "launched its mainnet",
         ),
-        "medium": ("mainnet",),
-        "weak": ("will be launched", "will launch", "to launch", "will go live"),
+        # the launch phrases count only after a network word: "the X protocol will launch"
+        "medium": ("mainnet", "will be launched", "will launch", "to launch", "will go live"),
     },
     "unlock": {
         "strong": (
@@ -230,6 +232,14 @@ ANNOUNCE_WORDS: Final = (
     "has launched", "is now", "scheduled", "set to", "has announced",
 )  # fmt: skip
 
+#: Words saying the event is happening now (urgency: critical).
+LIVE_WORDS: Final = (
+    "is live", "are live", "now live", "live now", "goes live", "went live", "just listed",
+    "has listed", "have listed", "has launched", "just launched", "is now live", "listed on",
+    "lists on", "now available", "is listing", "trading opens", "claim is live", "has begun",
+    "launched", "is out", "hit mainnet", "hits mainnet",
+)  # fmt: skip
+
 #: Words that, right before or after a short symbol, show it is the token and not a word.
 SYMBOL_CONTEXT_WORDS: Final = frozenset(
     (
@@ -344,6 +354,28 @@ def apply_overrides(
             min_confidence=override.min_confidence,
         )
     return merged
+
+
+def cue_phrase_kinds(rules: Mapping[str, EventRule]) -> dict[str, tuple[str, ...]]:
+    """Every cue, cancel, announcement and live phrase (key form) with its kinds.
+
+    A kind is a CUES class, ``cancel:<event>``, ``announce`` or ``live``.
+    """
+    kinds: dict[str, set[str]] = {}
+
+    def add(phrases: tuple[str, ...], kind: str) -> None:
+        for phrase in phrases:
+            form = key_form(phrase)
+            if form:
+                kinds.setdefault(form, set()).add(kind)
+
+    for kind, (phrases, _scope, _weight) in CUES.items():
+        add(phrases, kind)
+    for event, rule in rules.items():
+        add(rule.cancels, f"cancel:{event}")
+    add(ANNOUNCE_WORDS, "announce")
+    add(LIVE_WORDS, "live")
+    return {phrase: tuple(sorted(found)) for phrase, found in kinds.items()}
 
 
 def phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern[str] | None:

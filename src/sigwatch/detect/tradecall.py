@@ -249,7 +249,10 @@ def _parse_signal(text: str) -> TradeCall | None:
     side = "short" if word in {"short", "sell"} else "long"
     entry_text = text[entry_match.start() : (targets_match.start() if targets_match else len(text))]
     entry_values = _numbers(entry_text.split("\n", 1)[0]) or _numbers(entry_match.group(0))
-    targets = _numbers(targets_match["values"]) if targets_match is not None else ()
+    targets: tuple[float, ...] = ()
+    if targets_match is not None:  # "TP1 140 TP2 137": every targets group after the entry
+        for match in _TARGETS.finditer(text, entry_match.end()):
+            targets += _numbers(match["values"])
     stop = _number(stop_match.group(stop_match.lastindex or 0)) if stop_match else None
     leverage = _LEVERAGE.search(text)
     perp = re.search(r"futures?|perp|leverage|\d+\s*x\b", text, re.IGNORECASE) is not None

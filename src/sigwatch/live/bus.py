@@ -135,6 +135,11 @@ class RedisBus:
         self._closed = False
 
     @property
+    def client_name(self) -> str:
+        """The name of this bus's subscription connection in Redis's CLIENT LIST."""
+        return f"sigwatch-live-{self.origin}"
+
+    @property
     def subscribed(self) -> asyncio.Event:
         """Set while the Redis subscription is up (tests and readiness wait on it)."""
         return self._subscribed
@@ -181,6 +186,8 @@ class RedisBus:
                 self._url,
                 socket_connect_timeout=REDIS_TIMEOUT_S,
                 health_check_interval=HEALTH_CHECK_S,
+                # Named, so CLIENT LIST tells operators (and tests) which connection is whose.
+                client_name=self.client_name,
                 # Reconnection is this loop's job, so it can tell the outage and log it.
                 retry=Retry(NoBackoff(), 0),
             )

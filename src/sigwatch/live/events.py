@@ -59,7 +59,9 @@ log = structlog.get_logger(__name__)
 
 def alert_json(alert: Alert) -> dict[str, Any]:
     """The alert as the alert API returns it, JSON-ready."""
-    shown: dict[str, Any] = to_jsonable_python({name: getattr(alert, name) for name in ALERT_FIELDS})
+    shown: dict[str, Any] = to_jsonable_python(
+        {name: getattr(alert, name) for name in ALERT_FIELDS}
+    )
     return shown
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -127,7 +128,7 @@ class _Match:
         )
 
 
-def _set(values: list[str] | None, *, casefold: bool = False) -> frozenset[str] | None:
+def _set(values: Sequence[str] | None, *, casefold: bool = False) -> frozenset[str] | None:
     if values is None:
         return None
     return frozenset(v.casefold() for v in values) if casefold else frozenset(values)
@@ -294,9 +295,7 @@ class LiveHub:
             if not client.wants(facts):
                 continue
             if delivery is None:
-                delivery = Delivery(
-                    event_id, json.dumps(wire_event(event), separators=(",", ":"))
-                )
+                delivery = Delivery(event_id, json.dumps(wire_event(event), separators=(",", ":")))
             if client.offer(delivery):
                 taken += 1
             else:

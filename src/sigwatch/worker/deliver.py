@@ -1,24 +1,32 @@
-"""Sending claimed deliveries: compose, send, record the answer; never raises."""
+"""Sending claimed deliveries: compose, send, record the answers; never raises.
+
+A batch is loaded with a few queries (channels, alerts, evidence), its messages are sent
+concurrently, and every answer is recorded in one transaction, so the database costs little per
+notification whatever the batch size.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sigwatch.db.alerts import alert_evidence
-from sigwatch.db.models import Alert, Channel, Post, Source
+from sigwatch.db.alerts import evidence_for_alerts
+from sigwatch.db.models import Alert, Channel
 from sigwatch.db.outbox import ClaimedDelivery, postpone, record_failure, record_sent, sent_since
 from sigwatch.db.types import utcnow
+from sigwatch.delivery.channels.base import Channel as Sender
+from sigwatch.delivery.channels.base import DeliveryReceipt
 from sigwatch.delivery.compose import compose_digest, compose_message
 from sigwatch.delivery.message import AlertMessage, MessageKind
 from sigwatch.delivery.retry import is_exhausted, next_attempt_delay_s
-from sigwatch.delivery.send import send_to_channel
+from sigwatch.delivery.send import open_channel
 from sigwatch.errors import PermanentDeliveryError, SigwatchError, TransientDeliveryError
 from sigwatch.net.client import OutboundClient
 from sigwatch.observability.metrics import DELIVERIES
@@ -26,15 +34,26 @@ from sigwatch.observability.metrics import DELIVERIES
 log = structlog.get_logger(__name__)
 
 
-async def _evidence(session: AsyncSession, alert: Alert) -> list[tuple[Post, str]]:
-    rows = await alert_evidence(session, alert.id, viewer_id=None)
-    names = {
-        source.id: source.name
-        for source in await session.scalars(
-            select(Source).where(Source.id.in_({item.source_id for item, _ in rows}))
-        )
-    }
-    return [(post, names.get(item.source_id, str(item.source_id))) for item, post in rows]
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How failed deliveries are retried: first wait (doubling) and attempts before dead."""
+
+    base_s: float = 30.0
+    max_attempts: int = 10
+
+
+@dataclass(slots=True)
+class _Job:
+    """One message to send: a single delivery, or every delivery of a channel's digest."""
+
+    group: list[ClaimedDelivery]
+    channel: Channel | None = None
+    message: AlertMessage | None = None
+    receipt: DeliveryReceipt | None = None
+    error: str | None = None
+    permanent: bool = False
+    retry_after_s: float | None = None
+    postpone_until: datetime | None = None
 
 
 async def send_deliveries(
@@ -44,148 +63,157 @@ async def send_deliveries(
     client: OutboundClient,
     secret_key: str,
     worker_id: str,
-    concurrency: int = 16,
+    concurrency: int = 8,
+    retry: RetryPolicy | None = None,
 ) -> None:
     """Send a claimed batch, ``concurrency`` messages at a time; a digest is one message."""
-    groups: dict[tuple[int, int | None], list[ClaimedDelivery]] = defaultdict(list)
-    singles: list[list[ClaimedDelivery]] = []
+    policy = retry or RetryPolicy()
+    digests: dict[tuple[int, int | None], list[ClaimedDelivery]] = defaultdict(list)
+    jobs: list[_Job] = []
     for delivery in batch:
         if delivery.kind == "digest":
-            groups[delivery.channel_id, delivery.subscription_id].append(delivery)
+            digests[delivery.channel_id, delivery.subscription_id].append(delivery)
         else:
-            singles.append([delivery])
-    semaphore = asyncio.Semaphore(concurrency)
-
-    async def one(group: list[ClaimedDelivery]) -> None:
-        async with semaphore:
-            await _send(group, sessions, client, secret_key, worker_id)
-
-    await asyncio.gather(*(one(group) for group in [*singles, *groups.values()]))
-
-
-async def _send(
-    group: list[ClaimedDelivery],
-    sessions: async_sessionmaker[AsyncSession],
-    client: OutboundClient,
-    secret_key: str,
-    worker_id: str,
-) -> None:
-    """Send one message for ``group`` (one delivery, or a channel's digest) and record it."""
-    first = group[0]
-    now = utcnow()
-    channel: Channel | None = None
+            jobs.append(_Job([delivery]))
+    jobs += [_Job(group) for group in digests.values()]
     try:
         async with sessions() as session:
-            channel = await session.get(Channel, first.channel_id)
-            if channel is None or not channel.enabled:
-                reason = "the channel was deleted or disabled; enable it and requeue"
-                await _fail(sessions, group, worker_id, reason, "unknown", permanent=True)
-                return
-            if channel.rate_limit_per_min:
-                recent = await sent_since(session, channel.id, now - timedelta(minutes=1))
-                if recent >= channel.rate_limit_per_min:
-                    wait = timedelta(seconds=60 / channel.rate_limit_per_min)
-                    async with sessions.begin() as write:
-                        for delivery in group:
-                            await postpone(
-                                write, delivery.id, worker_id=worker_id, until=now + wait
-                            )
-                    return
-            message = await _compose(session, group)
-        receipt = await send_to_channel(channel, message, secret_key=secret_key, client=client)
-    except TransientDeliveryError as exc:
-        await _fail(
-            sessions, group, worker_id, str(exc), _kind_of(channel), retry_after_s=exc.retry_after_s
-        )
+            await _prepare(session, jobs)
+    except Exception as exc:  # the database went away: leases expire, the batch is retried
+        log.warning("loading deliveries failed", error=str(exc))
         return
-    except PermanentDeliveryError as exc:
-        await _fail(sessions, group, worker_id, str(exc), _kind_of(channel), permanent=True)
-        return
-    except SigwatchError as exc:  # a config that no longer opens, an alert gone
-        await _fail(sessions, group, worker_id, str(exc), _kind_of(channel), permanent=True)
-        return
-    except Exception as exc:  # a bug in a channel must not stop the loop; retried later
-        log.exception("delivery crashed", delivery_id=first.id, channel_id=first.channel_id)
-        error = f"internal error: {type(exc).__name__}"
-        await _fail(sessions, group, worker_id, error, _kind_of(channel))
-        return
-    async with sessions.begin() as session:
-        for delivery in group:
-            await record_sent(
-                session,
-                delivery.id,
-                worker_id=worker_id,
-                now=utcnow(),
-                status_code=receipt.status_code,
-                attempts=delivery.attempts + 1,
+    senders: dict[int, Sender] = {}
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def send(job: _Job) -> None:
+        if job.error or job.postpone_until or job.channel is None or job.message is None:
+            return
+        async with semaphore:
+            try:
+                sender = senders.get(job.channel.id)
+                if sender is None:
+                    sender = open_channel(job.channel, secret_key=secret_key, client=client)
+                    senders[job.channel.id] = sender
+                job.receipt = await sender.send(job.message)
+            except TransientDeliveryError as exc:
+                job.error, job.retry_after_s = str(exc), exc.retry_after_s
+            except (PermanentDeliveryError, SigwatchError) as exc:
+                job.error, job.permanent = str(exc), True
+            except Exception as exc:  # a bug in a channel must not stop the loop
+                log.exception("delivery crashed", delivery_id=job.group[0].id)
+                job.error = f"internal error: {type(exc).__name__}"
+
+    await asyncio.gather(*(send(job) for job in jobs))
+    try:
+        async with sessions.begin() as session:
+            sent: dict[int | None, list[int]] = defaultdict(list)
+            for job in jobs:
+                if job.receipt is not None:
+                    sent[job.receipt.status_code] += [d.id for d in job.group]
+                    _count_sent(job)
+                else:
+                    await _record_unsent(session, job, worker_id, policy)
+            for status_code, ids in sent.items():
+                await record_sent(
+                    session, ids, worker_id=worker_id, now=utcnow(), status_code=status_code
+                )
+    except Exception as exc:  # unrecorded sends are sent again after the lease: at least once
+        log.warning("recording deliveries failed", error=str(exc))
+
+
+async def _prepare(session: AsyncSession, jobs: list[_Job]) -> None:
+    """Load channels, alerts and evidence for the jobs, apply rate limits, compose messages."""
+    deliveries = [delivery for job in jobs for delivery in job.group]
+    channel_ids = {delivery.channel_id for delivery in deliveries}
+    alert_ids = {delivery.alert_id for delivery in deliveries if delivery.alert_id}
+    channels = {
+        row.id: row
+        for row in await session.scalars(select(Channel).where(Channel.id.in_(channel_ids)))
+    }
+    alerts = {
+        row.id: row for row in await session.scalars(select(Alert).where(Alert.id.in_(alert_ids)))
+    }
+    evidence = await evidence_for_alerts(session, alerts)
+    now = utcnow()
+    budget: dict[int, int] = {}
+    for channel in channels.values():
+        if channel.rate_limit_per_min:
+            used = await sent_since(session, channel.id, now - timedelta(minutes=1))
+            budget[channel.id] = channel.rate_limit_per_min - used
+    for job in jobs:
+        first = job.group[0]
+        job.channel = channels.get(first.channel_id)
+        if job.channel is None or not job.channel.enabled:
+            job.error = "the channel was deleted or disabled; enable it and requeue"
+            job.permanent = True
+            continue
+        if first.channel_id in budget:
+            if budget[first.channel_id] <= 0:
+                per_message = 60 / (job.channel.rate_limit_per_min or 1)
+                job.postpone_until = now + timedelta(seconds=per_message)
+                continue
+            budget[first.channel_id] -= 1
+        missing = [d.alert_id for d in job.group if d.alert_id not in alerts]
+        if missing:
+            job.error, job.permanent = f"alert {missing[0]} no longer exists", True
+            continue
+        parts = [
+            (alerts[d.alert_id], evidence.get(d.alert_id, [])) for d in job.group if d.alert_id
+        ]
+        if first.kind == "digest":
+            job.message = compose_digest(parts, idempotency_key=f"digest-{first.id}")
+        else:
+            kind: MessageKind = "updated" if first.kind == "updated" else "new"
+            alert, items = parts[0]
+            job.message = compose_message(
+                alert, items, kind=kind, idempotency_key=first.idempotency_key
             )
-    DELIVERIES.labels(channel.kind, "sent").inc(len(group))
-    log.info(
+
+
+def _count_sent(job: _Job) -> None:
+    kind = job.channel.kind if job.channel is not None else "unknown"
+    DELIVERIES.labels(kind, "sent").inc(len(job.group))
+    log.debug(
         "delivery sent",
-        delivery_id=first.id,
-        channel_id=first.channel_id,
-        channel=channel.kind,
-        alerts=len(group),
-        status=receipt.status_code,
-        attempt=first.attempts + 1,
+        delivery_id=job.group[0].id,
+        channel_id=job.group[0].channel_id,
+        channel=kind,
+        alerts=len(job.group),
+        status=job.receipt.status_code if job.receipt else None,
+        attempt=job.group[0].attempts + 1,
     )
 
 
-def _kind_of(channel: Channel | None) -> str:
-    return channel.kind if channel is not None else "unknown"
-
-
-async def _compose(session: AsyncSession, group: list[ClaimedDelivery]) -> AlertMessage:
-    alerts = []
-    for delivery in group:
-        alert = await session.get(Alert, delivery.alert_id) if delivery.alert_id else None
-        if alert is None:
-            raise PermanentDeliveryError(f"alert {delivery.alert_id} no longer exists")
-        alerts.append((alert, await _evidence(session, alert)))
-    first = group[0]
-    if first.kind == "digest":
-        return compose_digest(alerts, idempotency_key=f"digest-{first.id}")
-    alert, evidence = alerts[0]
-    kind: MessageKind = "updated" if first.kind == "updated" else "new"
-    return compose_message(alert, evidence, kind=kind, idempotency_key=first.idempotency_key)
-
-
-async def _fail(
-    sessions: async_sessionmaker[AsyncSession],
-    group: list[ClaimedDelivery],
-    worker_id: str,
-    error: str,
-    channel_kind: str,
-    *,
-    permanent: bool = False,
-    retry_after_s: float | None = None,
+async def _record_unsent(
+    session: AsyncSession, job: _Job, worker_id: str, policy: RetryPolicy
 ) -> None:
-    now = utcnow()
-    async with sessions.begin() as session:
-        for delivery in group:
-            attempts = delivery.attempts + 1
-            dead = permanent or is_exhausted(attempts)
-            retry_at = (
-                None
-                if dead
-                else now + timedelta(seconds=next_attempt_delay_s(attempts, retry_after_s))
-            )
-            await record_failure(
-                session,
-                delivery.id,
-                worker_id=worker_id,
-                error=error,
-                status_code=None,
-                attempts=attempts,
-                retry_at=retry_at,
-            )
-    outcome = "dead" if permanent or is_exhausted(group[0].attempts + 1) else "retry"
-    DELIVERIES.labels(channel_kind, outcome).inc(len(group))
+    kind = job.channel.kind if job.channel is not None else "unknown"
+    first = job.group[0]
+    if job.postpone_until is not None:
+        for delivery in job.group:
+            await postpone(session, delivery.id, worker_id=worker_id, until=job.postpone_until)
+        return
+    attempts = first.attempts + 1
+    dead = job.permanent or is_exhausted(attempts, policy.max_attempts)
+    delay = next_attempt_delay_s(attempts, job.retry_after_s, base_s=policy.base_s)
+    for delivery in job.group:
+        await record_failure(
+            session,
+            delivery.id,
+            worker_id=worker_id,
+            error=job.error or "unknown error",
+            status_code=None,
+            attempts=delivery.attempts + 1,
+            retry_at=None if dead else utcnow() + timedelta(seconds=delay),
+        )
+    outcome = "dead" if dead else "retry"
+    DELIVERIES.labels(kind, outcome).inc(len(job.group))
     log.warning(
         "delivery failed",
-        delivery_id=group[0].id,
-        channel_id=group[0].channel_id,
-        attempt=group[0].attempts + 1,
+        delivery_id=first.id,
+        channel_id=first.channel_id,
+        channel=kind,
+        attempt=attempts,
         outcome=outcome,
-        error=error,
+        error=job.error,
     )

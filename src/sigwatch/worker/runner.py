@@ -21,7 +21,7 @@ from sigwatch.db.types import utcnow
 from sigwatch.net.client import OutboundClient
 from sigwatch.observability.metrics import QUEUE_DEPTH
 from sigwatch.worker.collect import PollOutcome, poll_source
-from sigwatch.worker.deliver import send_deliveries
+from sigwatch.worker.deliver import RetryPolicy, send_deliveries
 
 log = structlog.get_logger(__name__)
 
@@ -135,6 +135,10 @@ class Worker:
                         secret_key=secret_key,
                         worker_id=self.worker_id,
                         concurrency=self.settings.delivery_concurrency,
+                        retry=RetryPolicy(
+                            self.settings.delivery_retry_base_s,
+                            self.settings.delivery_max_attempts,
+                        ),
                     )
                     continue
                 self._deliveries_due.clear()

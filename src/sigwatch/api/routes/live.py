@@ -26,8 +26,8 @@ from sigwatch.api.alert_schemas import EventType, Urgency
 from sigwatch.api.deps import (
     API_KEY_HEADER,
     Principal,
-    RuntimeDep,
     Runtime,
+    RuntimeDep,
     api_key_scheme,
     authenticate,
     bearer_scheme,
@@ -116,9 +116,7 @@ async def live_socket(
     runtime: Runtime = websocket.app.state.runtime
     await websocket.accept()
     try:
-        principal = await _authenticate(
-            runtime, websocket.headers, token=token, api_key=api_key
-        )
+        principal = await _authenticate(runtime, websocket.headers, token=token, api_key=api_key)
     except AuthError as exc:
         # Accepted first, so the client reads why: refusing the handshake gives only a 403.
         await websocket.send_text(json.dumps({"type": "error", "message": str(exc)}))
@@ -136,14 +134,14 @@ async def live_socket(
     )
     receiver = asyncio.create_task(_receive(websocket, client))
     try:
-        await _send(websocket, client, hub.heartbeat_s)
+        await _send(websocket, client, hub)
     finally:
         hub.disconnect(client)
         receiver.cancel()
         await asyncio.gather(receiver, return_exceptions=True)
 
 
-async def _send(websocket: WebSocket, client: LiveClient, heartbeat_s: float) -> None:
+async def _send(websocket: WebSocket, client: LiveClient, hub: LiveHub) -> None:
     """Write the client's queue to the socket until it closes, with heartbeats when idle."""
     ping = json.dumps({"type": "ping"})
     try:
@@ -152,7 +150,7 @@ async def _send(websocket: WebSocket, client: LiveClient, heartbeat_s: float) ->
             if client.closed_reason is not None:
                 break
             if not batch:
-                if not await client.wait(heartbeat_s):
+                if not await client.wait(hub.heartbeat_s):
                     await websocket.send_text(ping)
                 continue
             for delivery in batch:

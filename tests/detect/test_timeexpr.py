@@ -1,0 +1,68 @@
+"""Time expressions resolved against a fixed publication time, and urgency from them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sigwatch.detect.scoring import urgency
+from sigwatch.detect.timeexpr import find_time_expressions
+
+PUBLISHED = datetime(2025, 11, 25, 10, 0, tzinfo=UTC)  # a Tuesday
+
+
+@pytest.mark.parametrize(
+    ("text", "when"),
+    [
+        ("TGE in 2 hours", datetime(2025, 11, 25, 12, 0, tzinfo=UTC)),
+        ("tomorrow 14:00 UTC", datetime(2025, 11, 26, 14, 0, tzinfo=UTC)),
+        ("on Dec 3", datetime(2025, 12, 3, tzinfo=UTC)),
+        ("Jan 5", datetime(2026, 1, 5, tzinfo=UTC)),  # no year: the next one
+        ("Q1 2026", datetime(2026, 1, 1, tzinfo=UTC)),
+        ("next week", datetime(2025, 12, 1, tzinfo=UTC)),
+        ("on Friday", datetime(2025, 11, 28, tzinfo=UTC)),
+        ("March 30, 2021 at 11:00 (UTC+8)", datetime(2021, 3, 30, 3, 0, tzinfo=UTC)),
+        ("1st December 2021", datetime(2021, 12, 1, tzinfo=UTC)),
+        ("from 8:00 Apr 12 (UTC)", datetime(2026, 4, 12, 8, 0, tzinfo=UTC)),
+        ("2025-12-06", datetime(2025, 12, 6, tzinfo=UTC)),
+        ("10:00 KST", datetime(2025, 11, 26, 1, 0, tzinfo=UTC)),
+    ],
+)
+def test_expressions_resolve_against_the_publication_time(text, when):
+    (found,) = find_time_expressions(text, PUBLISHED)
+
+    assert found.when == when
+
+
+def test_relative_expressions_need_a_publication_time():
+    assert find_time_expressions("in 2 hours, tomorrow, Dec 3", None) == []
+    assert [t.when.year for t in find_time_expressions("March 2021", None)] == [2021]
+
+
+def test_numbers_that_are_not_times_are_ignored():
+    assert find_time_expressions("Entry 0.3292, leverage 20x, 5 targets", PUBLISHED) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("in 30 minutes", "critical"),
+        ("in 5 hours", "high"),
+        ("on Friday", "medium"),
+        ("Q3 2026", "low"),
+        ("1st December 2021", "low"),  # long past
+    ],
+)
+def test_urgency_from_time_to_event(text, expected):
+    (found,) = find_time_expressions(text, PUBLISHED)
+
+    assert urgency(found, PUBLISHED, live=False) == expected
+
+
+def test_live_is_critical_and_unknown_time_is_medium():
+    assert urgency(None, PUBLISHED, live=True) == "critical"
+    assert urgency(None, PUBLISHED, live=False) == "medium"
+    assert urgency(None, None, live=False) == "medium"
+    (today,) = find_time_expressions("today", PUBLISHED + timedelta(hours=1))
+    assert urgency(today, PUBLISHED + timedelta(hours=1), live=False) == "high"
