@@ -32,6 +32,7 @@ from pydantic import ValidationError
 from sigwatch.delivery.channels.apprise import AppriseChannel, AppriseOptions
 from sigwatch.delivery.message import EvidenceItem
 from sigwatch.errors import PermanentDeliveryError, TransientDeliveryError
+from sigwatch.net.client import OutboundClient
 
 TELEGRAM_URL = "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/12345"
 DISCORD_URL = "discord://4174216298/JHMHI8qBe7bk2ZwO5U711o3dV_js"
@@ -41,9 +42,26 @@ ZWSP = "\u200b"
 HOSTILE_SUMMARY = HOSTILE + " & &lt;i&gt; <!channel> <@U024BE7LH> <@&165511591545143296> @here"
 
 
+#: Apprise channels take only the SSRF policy from the client: this one allows 127.0.0.1 only.
+LOOPBACK_CLIENT = OutboundClient(
+    timeout_s=5.0,
+    max_response_bytes=100_000,
+    max_redirects=0,
+    user_agent="sigwatch-test/1",
+    allowed_networks=["127.0.0.1/32"],
+)
+
+
 def channel(url: str, timeout_s: float = 5.0) -> AppriseChannel:
-    # The outbound client is not used by Apprise channels; None stands in for it.
-    return AppriseChannel(AppriseOptions(url=url, timeout_s=timeout_s), None)  # type: ignore[arg-type]
+    return AppriseChannel(AppriseOptions(url=url, timeout_s=timeout_s), LOOPBACK_CLIENT)
+
+
+async def test_apprise_to_a_private_address_is_refused_without_connecting(make_message):
+    with pytest.raises(PermanentDeliveryError, match="refused to connect to 10.0.0.1"):
+        await channel("json://10.0.0.1:9/hook", timeout_s=3).send(make_message())
+    with pytest.raises(PermanentDeliveryError, match="refused to connect"):
+        url = "mailto://127.0.0.2:2525?from=sigwatch@example.com&to=alice@example.com"
+        await channel(url).send(make_message())
 
 
 def hostile(make_message, **overrides):

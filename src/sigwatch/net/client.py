@@ -62,8 +62,12 @@ class OutboundClient:
         self.max_redirects = max_redirects
         # A transport passed in stands for a service beyond this machine (tests with recorded
         # responses), so the guard, which only makes sense for real sockets, is not installed.
+        #: The SSRF policy, for code that must open its own connections (Apprise); None when a
+        #: transport was passed in.
+        self.address_policy: AddressPolicy | None = None
         if transport is None:
             policy = AddressPolicy(allow_private=allow_private, allowed_networks=allowed_networks)
+            self.address_policy = policy
             transport = guarded_transport(policy)
         self._client = httpx.AsyncClient(
             transport=transport,

@@ -16,8 +16,10 @@ import asyncio
 import contextvars
 import dataclasses
 import html
+import ipaddress
 import json
 import re
+import socket
 import threading
 import warnings
 from collections.abc import Callable, Mapping
@@ -37,8 +39,14 @@ from requests.adapters import HTTPAdapter
 
 from sigwatch.delivery.channels.base import DeliveryReceipt, error_for_answer
 from sigwatch.delivery.message import AlertMessage, EvidenceItem
-from sigwatch.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from sigwatch.errors import (
+    BlockedAddress,
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 from sigwatch.net.client import OutboundClient
+from sigwatch.net.guard import AddressPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -105,6 +113,7 @@ class _Observation:
 
     answers: list[_Answer] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)
+    policy: AddressPolicy | None = None
 
 
 _observation: contextvars.ContextVar[_Observation | None] = contextvars.ContextVar(
@@ -134,6 +143,8 @@ def _install_answer_observer() -> None:
             observation = _observation.get()
             if observation is None:
                 return original(self, request, *args, **kwargs)
+            if observation.policy is not None:
+                _check_destination(observation.policy, request.url or "")
             try:
                 response = original(self, request, *args, **kwargs)
             except requests.RequestException as exc:
@@ -146,6 +157,24 @@ def _install_answer_observer() -> None:
 
         setattr(HTTPAdapter, "send", send)  # noqa: B010 (mypy refuses assigning to a method)
         _observer_installed = True
+
+
+def _check_destination(policy: AddressPolicy, url: str) -> None:
+    """Apply the SSRF guard to a request Apprise is about to make (BlockedAddress if refused).
+
+    Apprise dials with ``requests``, not with sigwatch's client, so the guard is applied here,
+    after DNS resolution, on every request it makes (redirects included, as requests sends each
+    hop through the adapter). A name that resolves differently between this check and the
+    connection could still slip through; the outbound client, which checks at connect time, has
+    no such gap.
+    """
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return  # requests will fail to resolve it too, and report that
+    for info in infos:
+        policy.check(host, ipaddress.ip_address(info[4][0]))
 
 
 def _asset() -> AppriseAsset:
@@ -197,7 +226,8 @@ class AppriseChannel:
     Options: ClassVar[type[BaseModel]] = AppriseOptions
 
     def __init__(self, options: AppriseOptions, client: OutboundClient) -> None:
-        # Apprise makes its own connections; the outbound client is not used here.
+        # Apprise makes its own connections; only the client's SSRF policy is used here.
+        self._policy = client.address_policy
         self._url = options.url.get_secret_value()
         self._timeout_s = options.timeout_s
         _install_answer_observer()
@@ -227,12 +257,20 @@ class AppriseChannel:
         plugin.socket_connect_timeout = min(plugin.socket_connect_timeout, self._timeout_s)
         plugin.socket_read_timeout = min(plugin.socket_read_timeout, self._timeout_s)
         formatted = _format_for(plugin, message)
-        observation = _Observation()
+        observation = _Observation(policy=self._policy)
+        smtp_host = getattr(plugin, "smtp_host", None)
+        if self._policy is not None and isinstance(smtp_host, str) and smtp_host:
+            try:  # e-mail goes over smtplib, not requests: check the mail server here
+                _check_destination(self._policy, f"smtp://{smtp_host}")
+            except BlockedAddress as exc:
+                raise PermanentDeliveryError(str(exc)) from None
         token = _observation.set(observation)
         try:
             accepted = plugin.notify(
                 body=formatted.body, title=formatted.title, body_format=formatted.body_format
             )
+        except BlockedAddress as exc:
+            raise PermanentDeliveryError(str(exc)) from None
         except Exception as exc:  # a plugin bug must not escape into the worker loop
             # Only the type: an Apprise exception's text may quote the URL and its token.
             log.warning("apprise plugin failed", service=service, error=type(exc).__name__)
