@@ -193,6 +193,7 @@ def worker() -> None:
 
 
 async def _run_worker(settings: Settings) -> None:
+    from sigwatch.live.bus import create_bus
     from sigwatch.worker.runner import Worker
 
     async with _database(settings, migrate=False) as sessions:
@@ -200,7 +201,12 @@ async def _run_worker(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await Worker(settings, sessions).run(stop)
+        # With Redis, alerts this worker makes reach the live clients of every API process.
+        bus = create_bus(settings)
+        try:
+            await Worker(settings, sessions, bus=bus).run(stop)
+        finally:
+            await bus.close()
 
 
 # --- database and settings ---------------------------------------------------------------------

@@ -164,7 +164,7 @@ def _start_worker(runtime: Runtime, stop: asyncio.Event) -> asyncio.Task[None]:
     # Imported here: an API-only process never loads the worker and its outbound client.
     from sigwatch.worker.runner import Worker
 
-    worker = Worker(runtime.settings, runtime.sessions)
+    worker = Worker(runtime.settings, runtime.sessions, bus=runtime.bus)
     task = asyncio.create_task(worker.run(stop), name="sigwatch-worker")
     task.add_done_callback(_report_worker_exit)
     return task

@@ -18,6 +18,8 @@ from sigwatch.config import Settings, ensure_secret_key
 from sigwatch.db.outbox import claim_due_deliveries, release_delivery_leases
 from sigwatch.db.schedule import ClaimedSource, claim_due_sources, count_due_sources, release_leases
 from sigwatch.db.types import utcnow
+from sigwatch.live.bus import LiveBus
+from sigwatch.live.events import publish_alert_events
 from sigwatch.net.client import OutboundClient
 from sigwatch.observability.metrics import QUEUE_DEPTH
 from sigwatch.worker.collect import PollOutcome, poll_source
@@ -49,8 +51,10 @@ class Worker:
         worker_id: str | None = None,
         client: OutboundClient | None = None,
         idle_tick_s: float = IDLE_TICK_S,
+        bus: LiveBus | None = None,
     ) -> None:
         self.settings = settings
+        self._bus = bus
         self.sessions = sessions
         self.worker_id = worker_id or new_worker_id()
         self._client = client
@@ -185,6 +189,9 @@ class Worker:
             return PollOutcome(source_id=source.id, ok=False, error=str(exc))
         if outcome.alerts:
             self._deliveries_due.set()
+            if self._bus is not None:
+                history = [c.history_id for c in outcome.alerts if c.history_id is not None]
+                await publish_alert_events(self._bus, self.sessions, history)
         return outcome
 
     async def _drain(self, in_flight: set[asyncio.Task[PollOutcome]]) -> None:

@@ -27,6 +27,7 @@ from sigwatch.api.routes import API_PREFIX
 from sigwatch.api.schemas import MAX_INT64, PageOut, Text, UTCTime, page_out
 from sigwatch.db import alerts
 from sigwatch.db.models import Alert
+from sigwatch.live.events import publish_alert_events
 
 router = APIRouter(prefix=f"{API_PREFIX}/alerts", tags=["alerts"])
 
@@ -141,7 +142,7 @@ def _csv_line(values: Any) -> str:
 
 @router.post("/status")
 async def change_status(
-    body: StatusChange, principal: CurrentPrincipal, session: SessionDep
+    body: StatusChange, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
 ) -> list[AlertOut]:
     """Acknowledge, resolve, dismiss or reopen alerts; all change or none (409 on a bad move)."""
     changed = await alerts.change_status(
@@ -154,6 +155,8 @@ async def change_status(
         note=body.note,
     )
     await session.commit()
+    history = [history_id for _, history_id in changed if history_id is not None]
+    await publish_alert_events(runtime.bus, runtime.sessions, history)
     return [AlertOut.model_validate(alert) for alert, _history_id in changed]
 
 
