@@ -223,3 +223,32 @@ async def test_silenced_entity_is_not_delivered(allowed, sessions, server):
 
     await run_until(allowed, sessions, polled)
     assert await deliveries(sessions) == []
+
+
+async def test_hourly_digest_waits_for_the_hour_then_sends_one_message(allowed, sessions, server):
+    mainnet = "Helix Network mainnet launch is live: the Helix Network mainnet is now open"
+    feed = server.serve("/a.xml", rss_feed([AIRDROP, mainnet]))
+    hook = server.serve("/hook", b"ok")
+    await prepare(sessions, allowed, [feed], hook, mode="hourly")
+
+    async def queued() -> bool:
+        return len(await deliveries(sessions)) == 2
+
+    await run_until(allowed, sessions, queued)
+    rows = await deliveries(sessions)
+    assert {row.kind for row in rows} == {"digest"}
+    assert all(row.next_attempt_at.minute == 0 and row.next_attempt_at > utcnow() for row in rows)
+    assert posts_received(server) == []
+
+    async with sessions.begin() as session:  # the hour has come
+        for row in await session.scalars(select(Delivery)):
+            row.next_attempt_at = utcnow()
+
+    async def sent() -> bool:
+        return all(row.status == "sent" for row in await deliveries(sessions))
+
+    await run_until(allowed, sessions, sent)
+    received = posts_received(server)
+    assert len(received) == 1
+    payload = json.loads(received[0].body)
+    assert payload["type"] == "alert.digest" and "2 alerts" in payload["data"]["title"]
