@@ -46,7 +46,7 @@ _PROJECTS = [("Nebula Protocol", "NEB"), ("Quartz Finance", "QTZ"), ("Helix Netw
 
 _ANNOUNCEMENTS = [
     "{name} announces its token generation event: ${symbol} TGE goes live tomorrow at 14:00 UTC",
-    "Binance will list {name} (${symbol}) with trading pairs {symbol}/USDT and {symbol}/BTC",
+    "Binance will list {name} (${symbol}): spot trading opens at 10:00 UTC tomorrow",
     "{name} airdrop claim is now open: check eligibility for the ${symbol} airdrop",
     "{name} mainnet launch is live: the {name} mainnet is now open to everyone",
     "{name} token unlock: 12% of ${symbol} supply unlocks on the 1st of next month",
