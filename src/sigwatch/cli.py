@@ -146,7 +146,15 @@ def _serve(application: Any, host: str, port: int) -> None:
     # it; with these handlers in place that re-raise is a no-op and the exit status stays 0.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: None)
-    uvicorn.run(application, host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        # Alerts are serialised once for every client; per-connection compression would redo it.
+        ws_per_message_deflate=False,
+    )
 
 
 async def _prepare_up(settings: Settings, demo_base_url: str | None) -> None:

@@ -139,7 +139,7 @@ class Live:
         return ids
 
     async def set_status(self, who: str, alert_ids: list[int], status: str) -> list[int]:
-        """Change alert statuses through the API and publish the changes; their ids."""
+        """Change alert statuses through the API (which publishes them); the changes' ids."""
         before = (await self.history_ids())[-1:] or [0]
         answer = await self.http.post(
             "/api/v1/alerts/status",
@@ -147,7 +147,7 @@ class Live:
             headers=getattr(self.accounts, who).headers,
         )
         assert answer.status_code == 200, answer.text
-        return await self.publish_after(before[0])
+        return await self.history_ids(before[0])
 
 
 async def receive_json(ws: ClientConnection, timeout_s: float = WAIT_S) -> dict[str, Any]:

@@ -14,16 +14,26 @@ from redis.asyncio import Redis
 
 from live.support import WAIT_S, TcpProxy
 from sigwatch.config import load_settings
-from sigwatch.live.bus import CHANNEL, LiveBus, MemoryBus, RedisBus, create_bus
+from sigwatch.live.bus import CHANNEL, GAP, LiveBus, MemoryBus, RedisBus, create_bus
 
 
 def _event(n: int) -> dict[str, object]:
     return {"id": n, "type": "alert.created", "alert": {"title": f"event {n}"}}
 
 
-async def _take(subscription: AsyncIterator[dict[str, object]], count: int) -> list[object]:
+async def _take(
+    subscription: AsyncIterator[dict[str, object]], count: int, *, gaps: list[object] | None = None
+) -> list[object]:
+    """The ids of the next ``count`` events; gap markers go to ``gaps`` (or fail the test)."""
+    ids: list[object] = []
     async with asyncio.timeout(WAIT_S):
-        return [(await anext(subscription))["id"] for _ in range(count)]
+        while len(ids) < count:
+            event = await anext(subscription)
+            if event.get("type") == GAP and gaps is not None:
+                gaps.append(event)
+            else:
+                ids.append(event["id"])
+    return ids
 
 
 async def _nothing_within(subscription: AsyncIterator[dict[str, object]], seconds: float) -> None:
@@ -123,7 +133,9 @@ async def test_a_killed_subscription_reconnects_by_itself(buses, redis_url):
                 await asyncio.sleep(0.01)
         await _subscribed(listener)
     await publisher.publish(_event(2))
-    assert await _take(heard, 1) == [2]
+    gaps: list[object] = []
+    assert await _take(heard, 1, gaps=gaps) == [2]
+    assert gaps == [{"type": GAP}]  # subscribers learn they may have missed something
     messages = [entry["event"] for entry in logs]
     assert messages.count("live bus lost Redis; delivering in process until it returns") == 1
     assert "live bus reconnected to Redis" in messages
@@ -179,7 +191,9 @@ async def test_redis_outage_falls_back_in_process_and_recovers(buses, redis_url)
         await _subscribed(local)
         await other.publish(_event(4))
         await local.publish(_event(5))
-        assert sorted(await _take(heard_locally, 2)) == [4, 5]
+        gaps: list[object] = []
+        assert sorted(await _take(heard_locally, 2, gaps=gaps)) == [4, 5]
+        assert gaps == [{"type": GAP}]
         assert sorted(await _take(heard_elsewhere, 2)) == [4, 5]  # 2 and 3 never left the process
     finally:
         await proxy.stop()

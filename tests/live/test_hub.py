@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from live.support import WAIT_S
-from sigwatch.live.bus import MemoryBus
-from sigwatch.live.hub import SHUTTING_DOWN, LiveFilters, LiveHub, Viewer
+from sigwatch.live.bus import GAP, MemoryBus
+from sigwatch.live.hub import MAY_HAVE_MISSED, SHUTTING_DOWN, LiveFilters, LiveHub, Viewer
 
 ADMIN = Viewer(user_id=1, is_admin=True)
 ALICE = Viewer(user_id=2, is_admin=False)
@@ -100,6 +100,18 @@ def test_a_full_queue_drops_that_client_and_no_other():
     assert slow.too_slow and "too slow" in (slow.closed_reason or "")
     assert hub.clients == 1 and hub.dropped == 1
     assert slow.queued == 3  # nothing more was queued for it once full
+
+
+def test_after_a_bus_gap_sse_clients_are_closed_to_resume_and_others_are_told():
+    hub = LiveHub(MemoryBus())
+    sse, socket = hub.connect(ALICE, resumable=True), hub.connect(ALICE)
+    assert hub.dispatch({"type": GAP}) == 0
+    assert sse.closed_reason == MAY_HAVE_MISSED and not sse.too_slow
+    assert [d.text for d in socket.take()] == [
+        '{"type":"gap","message":"the live bus reconnected and events may have been missed: '
+        'GET /api/v1/alerts for the current state"}'
+    ]
+    assert hub.clients == 1 and socket.closed_reason is None
 
 
 def test_malformed_events_are_skipped():

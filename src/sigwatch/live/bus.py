@@ -37,6 +37,9 @@ RECONNECT_MAX_S = 5.0
 HEALTH_CHECK_S = 15
 
 Event = dict[str, Any]
+#: Type of the marker a bus hands its subscribers after a lapse in which it may have missed
+#: other processes' events (its Redis subscription was down). It carries no id.
+GAP = "bus.gap"
 
 log = structlog.get_logger(__name__)
 
@@ -109,7 +112,8 @@ class RedisBus:
     tagged with the publishing bus's origin so no process hears itself twice. A background task
     holds the subscription and reconnects with exponential backoff; events other processes
     publish while the subscription is down are not replayed (SSE clients recover them from the
-    database with ``Last-Event-ID``).
+    database with ``Last-Event-ID``); after such a lapse local subscribers get a ``bus.gap``
+    marker, so the hub can tell its clients.
     """
 
     def __init__(self, url: str, *, channel: str = CHANNEL) -> None:
@@ -132,6 +136,7 @@ class RedisBus:
         self._publish_paused_until = 0.0
         self._publish_backoff_s = RECONNECT_MIN_S
         self._away = False
+        self._ever_subscribed = False
         self._closed = False
 
     @property
@@ -235,6 +240,9 @@ class RedisBus:
         self._subscribed.set()
         self._publish_paused_until = 0.0
         self._publish_backoff_s = RECONNECT_MIN_S
+        if self._ever_subscribed:
+            self._local.deliver({"type": GAP})
+        self._ever_subscribed = True
         if self._away:
             self._away = False
             log.info("live bus reconnected to Redis")

@@ -19,7 +19,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from sigwatch.detect.events import EVENT_TYPES, URGENCIES
-from sigwatch.live.bus import Event, LiveBus
+from sigwatch.live.bus import GAP, Event, LiveBus
 from sigwatch.live.events import wire_event
 
 #: Events a client may have queued, unsent, before it is dropped as too slow.
@@ -29,6 +29,14 @@ HEARTBEAT_S = 15.0
 #: Why a slow client was dropped (fits a WebSocket close reason, at most 123 bytes).
 TOO_SLOW = "too slow: {count} events queued unsent; reconnect (SSE resumes with Last-Event-ID)"
 SHUTTING_DOWN = "server shutting down; reconnect"
+#: Why a resumable client is closed after the bus may have missed events.
+MAY_HAVE_MISSED = "live bus reconnected, events may have been missed; resume with Last-Event-ID"
+#: What other clients are told then: they cannot resume, so they may re-read the alert list.
+GAP_MESSAGE = {
+    "type": "gap",
+    "message": "the live bus reconnected and events may have been missed: "
+    "GET /api/v1/alerts for the current state",
+}
 
 EventTypeName = Literal["alert.created", "alert.corroborated", "alert.status"]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -160,6 +168,7 @@ class LiveClient:
         "viewer",
         "filters",
         "max_queue",
+        "resumable",
         "closed_reason",
         "too_slow",
         "_match",
@@ -167,9 +176,13 @@ class LiveClient:
         "_wakeup",
     )
 
-    def __init__(self, viewer: Viewer, filters: LiveFilters, max_queue: int) -> None:
+    def __init__(
+        self, viewer: Viewer, filters: LiveFilters, max_queue: int, *, resumable: bool = False
+    ) -> None:
         self.viewer = viewer
         self.max_queue = max_queue
+        #: True for clients that resume by event id (SSE): closed, not told, after a gap.
+        self.resumable = resumable
         #: Why the connection should end, once it should (dropped, or the server stopping).
         self.closed_reason: str | None = None
         self.too_slow = False
@@ -265,9 +278,15 @@ class LiveHub:
             await asyncio.gather(self._task, return_exceptions=True)
         self._close_clients()
 
-    def connect(self, viewer: Viewer, filters: LiveFilters | None = None) -> LiveClient:
-        """A new client that receives, from now on, the events it may see and wants."""
-        client = LiveClient(viewer, filters or LiveFilters(), self.max_queue)
+    def connect(
+        self, viewer: Viewer, filters: LiveFilters | None = None, *, resumable: bool = False
+    ) -> LiveClient:
+        """A new client that receives, from now on, the events it may see and wants.
+
+        A ``resumable`` client (SSE) is closed when the bus may have missed events, so it
+        reconnects with its last event id and replays them; the others are sent a gap notice.
+        """
+        client = LiveClient(viewer, filters or LiveFilters(), self.max_queue, resumable=resumable)
         self._clients.add(client)
         return client
 
@@ -282,6 +301,9 @@ class LiveHub:
 
     def dispatch(self, event: Event) -> int:
         """Offer ``event`` to every client that may see it and wants it; return how many took it."""
+        if event.get("type") == GAP:
+            self._gap()
+            return 0
         try:
             event_id = int(event["id"])
             facts = event_facts(event)
@@ -303,6 +325,18 @@ class LiveHub:
         for client in slow:
             self.drop(client)
         return taken
+
+    def _gap(self) -> None:
+        log.info("live bus may have missed events; telling clients", clients=len(self._clients))
+        slow: list[LiveClient] = []
+        for client in list(self._clients):
+            if client.resumable:
+                self._clients.discard(client)
+                client.close(MAY_HAVE_MISSED)
+            elif not client.say(GAP_MESSAGE):
+                slow.append(client)
+        for client in slow:
+            self.drop(client)
 
     def drop(self, client: LiveClient) -> None:
         """Disconnect ``client`` for falling behind."""

@@ -17,6 +17,7 @@ import structlog
 from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
@@ -119,8 +120,11 @@ async def live_socket(
         principal = await _authenticate(runtime, websocket.headers, token=token, api_key=api_key)
     except AuthError as exc:
         # Accepted first, so the client reads why: refusing the handshake gives only a 403.
-        await websocket.send_text(json.dumps({"type": "error", "message": str(exc)}))
-        await websocket.close(CLOSE_POLICY_VIOLATION, _close_reason(str(exc)))
+        await _refuse(websocket, CLOSE_POLICY_VIOLATION, str(exc))
+        return
+    except (OperationalError, InterfaceError):
+        log.warning("database unavailable for a live client's sign-in")
+        await _refuse(websocket, CLOSE_TRY_AGAIN_LATER, "database unavailable; retry shortly")
         return
     hub = live_hub(websocket.app)
     client = hub.connect(_viewer(principal))
@@ -132,13 +136,18 @@ async def live_socket(
             "filters": client.filters.model_dump(),
         }
     )
-    receiver = asyncio.create_task(_receive(websocket, client))
+    receiver = asyncio.create_task(_receive(websocket, client, hub))
     try:
         await _send(websocket, client, hub)
     finally:
         hub.disconnect(client)
         receiver.cancel()
         await asyncio.gather(receiver, return_exceptions=True)
+
+
+async def _refuse(websocket: WebSocket, code: int, message: str) -> None:
+    await websocket.send_text(json.dumps({"type": "error", "message": message}))
+    await websocket.close(code, _close_reason(message))
 
 
 async def _send(websocket: WebSocket, client: LiveClient, hub: LiveHub) -> None:
@@ -170,18 +179,23 @@ async def _send(websocket: WebSocket, client: LiveClient, hub: LiveHub) -> None:
             await websocket.close(code, _close_reason(reason))
 
 
-async def _receive(websocket: WebSocket, client: LiveClient) -> None:
+async def _receive(websocket: WebSocket, client: LiveClient, hub: LiveHub) -> None:
     """Read the client's messages: subscriptions, pings; a bad one gets an error, not a close."""
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            break
-        text = message.get("text")
-        if text is None:
-            client.say(_error("send text frames holding JSON, not binary ones"))
-        else:
-            client.say(_answer(client, text))
-    client.close(DISCONNECTED)
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                answer = _error("send text frames holding JSON, not binary ones")
+            else:
+                answer = _answer(client, text)
+            # Answers share the bounded queue: a client that sends and never reads is dropped.
+            if not client.say(answer):
+                hub.drop(client)
+    finally:
+        client.close(DISCONNECTED)
 
 
 def _answer(client: LiveClient, text: str) -> dict[str, Any]:
@@ -255,11 +269,9 @@ async def alert_stream(
         entities=entity, events=event, urgency=urgency, min_confidence=min_confidence, types=type
     )
     hub = live_hub(request.app)
-    # Subscribed before the replay query, so nothing committed meanwhile is missed.
-    client = hub.connect(_viewer(principal), filters)
     after_id = last_event_id_header if last_event_id_header is not None else last_event_id
     return EventSourceResponse(
-        _stream(runtime, hub, client, principal.owner_filter, after_id),
+        _stream(runtime, hub, _viewer(principal), filters, principal.owner_filter, after_id),
         ping=hub.heartbeat_s,
     )
 
@@ -267,11 +279,15 @@ async def alert_stream(
 async def _stream(
     runtime: Runtime,
     hub: LiveHub,
-    client: LiveClient,
+    viewer: Viewer,
+    filters: LiveFilters,
     viewer_id: int | None,
     after_id: int | None,
 ) -> AsyncIterator[bytes]:
     """Replay what the caller missed, then live events, each change once."""
+    # Subscribed before the replay query, so nothing committed meanwhile is missed; here rather
+    # than in the route, so a response never streamed (HEAD) leaves no client behind.
+    client = hub.connect(viewer, filters, resumable=True)
     try:
         # Ids of the replay's last page: a change committed just before the replay query may
         # still be on its way through the bus, and must not be sent twice. Skipped by id, not
