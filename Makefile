@@ -42,8 +42,12 @@ typecheck: install ## mypy --strict on src/
 docs: install ## regenerate the settings table and CLI reference in docs/
 	$(BIN)/python docs/generate.py
 
-bench: install ## run the benchmarks
+bench: install ## run the benchmarks (set SIGWATCH_TEST_DATABASE_URL to include PostgreSQL)
 	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/eval_detection.py
+	$(BIN)/python benchmarks/bench_detect.py
+	$(BIN)/python benchmarks/bench_deliver.py
+	$(BIN)/python benchmarks/bench_live.py
 
 lock: ## re-resolve requirements.lock from pyproject.toml
 	uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11
