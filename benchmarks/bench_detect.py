@@ -6,7 +6,8 @@ a watched project, some using event words without one), 4% hard negatives (rumou
 price-led headlines, scam warnings, product additions) and 2% announcements and trade calls.
 In the same run it measures:
 
-- ``detect`` on every post (the product path: one automaton pass, candidates analysed in full);
+- ``detect`` on every post (the product path: one automaton pass, and for the few candidate
+  posts a second pass that keeps the hits, then the full analysis);
 - a baseline that scans each post with one compiled regular expression per entity and one per
   keyword tier (how keyword alerting is usually done), on a sample of the posts;
 - a bare scan: iterating the same automaton over the same lower-cased texts and doing nothing else.

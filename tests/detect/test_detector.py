@@ -15,6 +15,7 @@ from sigwatch.detect import (
     detect,
     load_watchlist_yaml,
 )
+from sigwatch.detect.detector import BOUNDED_POSITIVES
 
 
 def fired(index: DetectionIndex, text: str, **fields: object) -> set[tuple[str, str]]:
@@ -182,3 +183,40 @@ rules:
 
 def test_a_post_without_event_words_is_dropped_early(index):
     assert detect(PostInput("p", "Arbitrum and Celestia communities meet in Lisbon"), index) == []
+
+
+def test_a_cue_inside_the_subject_name_does_not_count_against_it():
+    index = build_index(load_watchlist_yaml("entities:\n  - name: Rumor Labs\n"))
+
+    (detection,) = detect(PostInput("p", "Rumor Labs mainnet is live?"), index)
+
+    assert (detection.entity, detection.event) == ("Rumor Labs", "mainnet")
+    assert "rumour" not in detection.features and detection.features["question"] < 0
+
+
+def test_a_weak_detection_at_the_report_floor_is_still_returned():
+    index = build_index(load_watchlist_yaml("entities:\n  - name: Rumor Labs\n"))
+
+    (detection,) = detect(PostInput("p", "is Rumor Labs mainnet live?"), index)
+
+    assert detection.confidence == pytest.approx(0.2)
+
+
+def test_the_report_floor_bound_knows_every_feature_that_raises_a_score(index):
+    # detect() skips a keyword whose best possible score is below the report floor; the bound
+    # adds up BOUNDED_POSITIVES, so a new positive feature must be added there too.
+    texts = [
+        "Kraken will list Arbitrum (ARB) on December 3 at 14:00 UTC",
+        "Introducing Celestia (TIA) on Binance HODLer Airdrops! https://arbitrum.io",
+        "$FARTCOIN is now live on Coinbase",
+        "Celestia mainnet is live. Blocks are being produced.",
+    ]
+    positives = {
+        name
+        for text in texts
+        for detection in detect(PostInput("p", text, author="arbitrum"), index)
+        for name, value in detection.features.items()
+        if value > 0 and detection.event != "trade_call"
+    }
+
+    assert positives <= BOUNDED_POSITIVES

@@ -23,6 +23,11 @@ def test_invisible_characters_do_not_split_words():
     assert key_text_of("air\u200bdrop") == " airdrop "
 
 
+def test_emoji_and_symbols_break_words_like_punctuation():
+    assert key_text_of("Thread🧵what’s next—ARB…") == " thread what s next arb "
+    assert key_text_of("USDⓈ-Margined") == " usds margined "
+
+
 def test_key_text_turns_punctuation_into_single_spaces():
     assert (
         key_text_of("Trading: from 8:00 | Pair: ARB/USDT!!") == " trading from 8 00 pair arb usdt "
@@ -47,3 +52,14 @@ def test_urls_handles_and_cashtags_are_extracted():
     assert [u for _, _, u in extract_urls(text)] == ["https://arbitrum.io/blog?x=1"]
     assert [h for _, _, h in extract_handles(text)] == ["arbitrum"]
     assert [c for _, _, c in extract_cashtags(text)] == ["ARB"]
+
+
+def test_spans_map_back_past_an_emoji():
+    original = "🧵 Ａｒｂｉｔｒｕｍ lists 🚀"
+    text = NormalizedText(original)
+    key_start = text.key_text.index("lists")
+    start, end = text.folded_span(key_start, key_start + len("lists"))
+
+    first, last = text.original_span(start, end)
+
+    assert original[first:last] == "lists"

@@ -27,6 +27,12 @@ PUBLISHED = datetime(2025, 11, 25, 10, 0, tzinfo=UTC)  # a Tuesday
         ("from 8:00 Apr 12 (UTC)", datetime(2026, 4, 12, 8, 0, tzinfo=UTC)),
         ("2025-12-06", datetime(2025, 12, 6, tzinfo=UTC)),
         ("10:00 KST", datetime(2025, 11, 26, 1, 0, tzinfo=UTC)),
+        ("12pm CST", datetime(2025, 11, 25, 18, 0, tzinfo=UTC)),
+        ("this weekend", datetime(2025, 11, 29, tzinfo=UTC)),
+        ("within 3 days", datetime(2025, 11, 28, 10, 0, tzinfo=UTC)),
+        ("end of the month", datetime(2025, 11, 30, tzinfo=UTC)),
+        ("second quarter", datetime(2026, 4, 1, tzinfo=UTC)),
+        ("late Feb", datetime(2026, 2, 18, tzinfo=UTC)),
     ],
 )
 def test_expressions_resolve_against_the_publication_time(text, when):

@@ -2,9 +2,12 @@
 
 ``build_index`` compiles a watchlist once (the automaton, lookups and patterns); ``detect`` then
 reads one post: a single automaton pass over its normalised words finds every entity term and event
-keyword, and a post with no event keyword (and no trade-call words) ends there. Only candidate posts
-get the expensive work: entity case and context rules, sentence cues, time expressions, the trade
-call grammar, and the VADER sentiment, computed once per post and only when it yields a detection.
+keyword, and a post with no event keyword (and no trade-call words) ends there, having built
+nothing but the list of hits. Only candidate posts get the expensive work, cheapest first: the trade
+call grammar, the keywords and their sentence cues, then, for a keyword that could still reach the
+report floor whatever its subject turns out to be (a question, a denial or a scam warning cannot),
+the entity case and context rules, the scoring, the time expressions, and the VADER sentiment,
+computed once per post and only when it yields a detection.
 
 For each event keyword the entities of its sentence compete to be its subject (a listing's venue
 or an airdrop's recipient is not); the subject and the entities listed with it ("A (X) and B (Y)")
@@ -18,8 +21,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import reduce
-from operator import itemgetter, or_
 from typing import Final
 
 from sigwatch.detect.events import EVENT_TYPES, TIER_WEIGHTS
@@ -38,6 +39,7 @@ from sigwatch.detect.mentions import (
     KeyHit,
     build_author_lookup,
     locate_hits,
+    pairs_possible,
     resolve_author,
     resolve_mentions,
 )
@@ -80,11 +82,9 @@ DEFAULT_MIN_CONFIDENCE: Final = 0.5
 #: Detections below this are not returned at all (too weak to be worth showing).
 REPORT_FLOOR: Final = 0.2
 
-_VALUE_OF: Final = itemgetter(1)
-_BITS_OF: Final = itemgetter(1)
-_ACTION_BIT: Final = TRADE_BITS["action"]
 _SIGNAL_BITS: Final = TRADE_BITS["direction"] | TRADE_BITS["level"]
-_EXIT_BIT: Final = TRADE_BITS["exit"]
+_TRADE_TRIGGER: Final = TRADE_BITS["action"] | TRADE_BITS["exit"]  # either alone may be a call
+_MAY_MATTER: Final = ANY_EVENT_BITS | _TRADE_TRIGGER | TRADE_BITS["direction"]
 _LAUNCH_WORDS: Final = frozenset(
     "launch launches launched launching live release released releasing debut debuts go goes went "
     "hit hits scheduled date start starts begin begins arrive arrives ship ships".split()
@@ -114,6 +114,14 @@ _COORDINATED: Final = re.compile(r"(?i)^[\s,&/+@#$_]*(?:and|&|\+|or)?[\s,&/+@#$_
 _TICKER_AFTER: Final = re.compile(r"\s*\(\$?[A-Z0-9]{2,12}\)")
 _QUOTE_KEYS: Final = ("usdt", "usdc", "busd", "perp")
 _PRONOUN_START: Final = frozenset("it its they their this we our".split())
+_AIRDROP_WORDS: Final = frozenset(("airdrop", "airdrops"))
+_BARE_UNLOCK: Final = frozenset(("unlock", "unlocks"))
+_CUE_SCOPES: Final = {kind: scope for kind, (_phrases, scope, _weight) in CUES.items()}
+#: The features that can raise a score: _may_reach_floor adds each one's best value.
+BOUNDED_POSITIVES: Final = frozenset(
+    ("keyword", "entity_match", "proximity", "own_account", "cashtag", "announcement", "event_time")
+)
+_PRICE_LED_EVENTS: Final = frozenset(("tge", "airdrop", "listing", "mainnet", "unlock"))
 
 
 @dataclass(frozen=True)
@@ -217,14 +225,17 @@ def detect(post: PostInput, index: DetectionIndex) -> list[Detection]:
 
     The post's sentiment (VADER) is computed only when it yields a detection.
     """
-    raw = analysed_text(post)
+    # The common path, kept lean: one pass that only ORs the bit flags of what it finds (a plain
+    # loop beats reduce() over the few hits a post has), and no object built before the exit.
+    raw = analysed_text(post) if post.title else post.text
     key_text = key_text_of(raw)
-    hits = index.matcher.scan(key_text)
-    if not hits:
-        return []
-    mask: int = reduce(or_, map(_BITS_OF, map(_VALUE_OF, hits)))
-    trade_possible = bool(mask & _ACTION_BIT) or (mask & _SIGNAL_BITS) == _SIGNAL_BITS
-    trade_possible = trade_possible or bool(mask & _EXIT_BIT)
+    scan = index.matcher.automaton.iter
+    mask = 0
+    for _end, value in scan(key_text):
+        mask |= value[1]
+    if not mask & _MAY_MATTER:
+        return []  # no event keyword and no trade word: most posts end here
+    trade_possible = bool(mask & _TRADE_TRIGGER) or (mask & _SIGNAL_BITS) == _SIGNAL_BITS
     # An event needs a subject: an entity term, a pair (…USDT), or the author being an entity.
     events_possible = bool(mask & ANY_EVENT_BITS) and (
         bool(mask & ENTITY_BIT)
@@ -233,7 +244,8 @@ def detect(post: PostInput, index: DetectionIndex) -> list[Detection]:
     )
     if not events_possible and not trade_possible:
         return []
-    analysis = _PostAnalysis(post, NormalizedText(raw, key_text), hits, index)
+    # A candidate scans again to keep its hits: cheaper than keeping every post's hits.
+    analysis = _PostAnalysis(post, NormalizedText(raw, key_text), list(scan(key_text)), index)
     return analysis.run(mask if events_possible else 0, trade_possible)
 
 
@@ -251,6 +263,10 @@ class _Anchor:
     tier: str
     phrase: str
     hit: KeyHit
+    # what holds for the anchor whatever its subject (see _PostAnalysis._context)
+    sentence: Sentence | None = None
+    cues: list[Cue] = field(default_factory=list)  # general cues, unless inside the subject
+    cancels: list[Cue] = field(default_factory=list)  # a price-led "%" and the event's cancels
 
 
 @dataclass
@@ -267,6 +283,16 @@ class _Scored:
 class _PostAnalysis:
     """The work done on one candidate post."""
 
+    # set by run() once the post is not a trade call
+    hits: list[KeyHit]
+    evidence: Evidence
+    cashtag_possible: bool  # a "$" or "#" is in the text
+    pairs_possible: bool  # a quote asset is in the text, so a pair may name an entity
+    entity_spans: list[tuple[int, int]]  # folded spans of the entity terms found
+    venue_words: frozenset[int]
+    author_entity: int | None
+    mentions: list[EntityMention]
+
     def __init__(
         self,
         post: PostInput,
@@ -277,16 +303,29 @@ class _PostAnalysis:
         self.post = post
         self.text = text
         self.index = index
-        self.hits = locate_hits(text, hits)
-        self.evidence = Evidence(text, self.hits, post.published)
+        self.raw_hits = hits
+        self.linked: frozenset[int] | None = None  # entities whose own site the post links
+        self.announced: dict[int, bool] = {}  # sentence index -> holds an announcement word
 
     def run(self, mask: int, trade_possible: bool) -> list[Detection]:
         if trade_possible:
             call = parse_trade_call(self.text.folded)
             if call is not None:
                 return self._finish([self._trade(call)], call)
+        self.hits = locate_hits(self.text, self.raw_hits)
+        self.evidence = Evidence(self.text, self.hits, self.post.published)
+        folded = self.text.folded
+        self.cashtag_possible = "$" in folded or "#" in folded
+        self.pairs_possible = pairs_possible(self.text.key_text)
+        self.entity_spans = [(h.start, h.end) for h in self.hits if h.value[2]]
         anchors = self._anchors(mask)
         if not anchors:
+            return []
+        self.author_entity = _own_entity(self.post, self.index)
+        # An anchor that cannot reach the report floor whatever its subject (a question, a
+        # denial, a scam warning …) needs no entity work: most hard negatives end here.
+        hopeful = [a for a in anchors if self._context(a) and self._may_reach_floor(a)]
+        if not hopeful:
             return []
         keyword_words = frozenset(
             word for a in anchors for word in range(a.hit.word, a.hit.last_word + 1)
@@ -297,10 +336,10 @@ class _PostAnalysis:
             keyword_words,
             self.index.matcher.symbol_lookup,
             with_pairs=True,
+            words=self.evidence.words,
         )
-        self.author_entity = _own_entity(self.post, self.index)
         best: dict[tuple[int, str], _Scored] = {}
-        for anchor in anchors:
+        for anchor in hopeful:
             for scored in self._score_anchor(anchor):
                 key = (scored.entity, scored.event)
                 if key not in best or scored.value > best[key].value:
@@ -312,41 +351,53 @@ class _PostAnalysis:
     def _anchors(self, mask: int) -> list[_Anchor]:
         anchors: list[_Anchor] = []
         self.venue_words = frozenset(h.word for h in self.hits if h.value[1] & VENUE_BIT)
+        rules = self.index.rules
         for hit in self.hits:
             for keyword in hit.value[3]:
                 event = keyword.event
-                if not mask & EVENT_BITS[event] or not self.index.rules[event].enabled:
+                if not mask & EVENT_BITS[event] or not rules[event].enabled:
                     continue
                 tier = self._adjust_tier(event, keyword.tier, keyword.phrase, hit)
                 if tier is not None:
                     anchors.append(_Anchor(event, tier, keyword.phrase, hit))
-        return _best_of_overlapping(anchors)
+        return _best_of_overlapping(anchors) if len(anchors) > 1 else anchors
 
     def _adjust_tier(self, event: str, tier: str, phrase: str, hit: KeyHit) -> str | None:
         """A keyword's tier after looking at its neighbours; None drops it."""
+        if event == "listing":
+            if phrase.endswith(" on") and phrase != "listed on":
+                # "is live on Binance" is a listing; "goes live on mainnet" is not
+                return tier if hit.last_word + 1 in self.venue_words else "weak"
+            if phrase in VENUE_DEPENDENT:
+                sentence = self.evidence.sentence_of(hit.word)
+                in_sentence = sentence is not None and any(
+                    sentence.first_word <= word <= sentence.last_word for word in self.venue_words
+                )
+                return tier if in_sentence else None
+            return tier
         words = self.evidence.words
-        before = words[max(hit.word - 3, 0) : hit.word]
-        after = words[hit.last_word + 1 : hit.last_word + 4]
-        if event == "listing" and phrase.endswith(" on") and phrase != "listed on":
-            # "is live on Binance" is a listing; "goes live on mainnet" is not
-            return tier if hit.last_word + 1 in self.venue_words else "weak"
-        if event == "listing" and phrase in VENUE_DEPENDENT:
-            sentence = self.evidence.sentence_of(hit.word)
-            in_sentence = sentence is not None and any(
-                sentence.first_word <= word <= sentence.last_word for word in self.venue_words
-            )
-            return tier if in_sentence else None
         if event == "mainnet":
             if phrase == "mainnet":
-                return "strong" if _LAUNCH_WORDS & {*before, *after} else "weak"
+                before = words[max(hit.word - 3, 0) : hit.word]
+                after = words[hit.last_word + 1 : hit.last_word + 4]
+                return "weak" if _LAUNCH_WORDS.isdisjoint(before + after) else "strong"
             if phrase in _NETWORK_LAUNCH:
-                return tier if _HEAD_NOUNS & set(before) else None
+                before = words[max(hit.word - 3, 0) : hit.word]
+                return None if _HEAD_NOUNS.isdisjoint(before) else tier
+            return tier
         if event == "unlock" and ("releas" in phrase or tier == "weak"):
             nearby = words[max(hit.word - 5, 0) : hit.last_word + 6]
             if not any(w in _SUPPLY_WORDS for w in nearby):
                 return None
-        if event == "airdrop" and phrase in {"airdrop", "airdrops"}:
-            if after and after[0][:1].isdigit():
+        if event == "unlock" and phrase in _BARE_UNLOCK:
+            # a token unlock names tokens or an amount ("$300m unlock"); "a huge unlock for
+            # traders" without either is the figurative sense
+            nearby = words[max(hit.word - 5, 0) : hit.last_word + 6]
+            if not any(w in _SUPPLY_WORDS or w[:1].isdigit() for w in nearby):
+                return None
+        if event == "airdrop" and phrase in _AIRDROP_WORDS:
+            following = hit.last_word + 1
+            if following < len(words) and words[following][:1].isdigit():
                 return "strong"  # "X airdrops 1.5 million tokens"
             if phrase == "airdrops":
                 return "weak"  # the plural alone is talk about airdrops in general
@@ -480,18 +531,90 @@ class _PostAnalysis:
 
     # --- scoring --------------------------------------------------------------------------
 
-    def _score_anchor(self, anchor: _Anchor) -> list[_Scored]:
-        sentence = self.evidence.sentence_of(anchor.hit.word)
+    def _context(self, anchor: _Anchor) -> bool:
+        """Find the anchor's sentence and the cues against it; False when it has no sentence."""
+        evidence = self.evidence
+        hit = anchor.hit
+        sentence = anchor.sentence = evidence.sentence_of(hit.word)
         if sentence is None:
-            return []
+            return False
+        cues = anchor.cues
+        for cue in evidence.general_cues(sentence):
+            scope = _CUE_SCOPES[cue.kind]
+            if scope == "near" and not hit.word - 5 <= cue.word < hit.word:
+                continue
+            if scope == "before" and not cue.word < hit.word:
+                continue
+            if cue.kind == "unscheduled" and evidence.has_date_words(sentence):
+                continue
+            if cue.word > hit.last_word and not evidence.same_clause(hit.end, cue.start):
+                continue
+            cues.append(cue)
+        first, last = sentence.first_word, sentence.last_word
+        cancels = anchor.cancels
+        if anchor.event in _PRICE_LED_EVENTS:
+            for word in evidence.percents:
+                if first <= word <= last and word < hit.word:
+                    cancels.append(Cue("price", "%", word, hit.start, hit.start))
+                    break
+        for cue in evidence.cancels(anchor.event):
+            overlaps_anchor = hit.start <= cue.start and cue.end <= hit.end
+            if first <= cue.word <= last and not overlaps_anchor:
+                cancels.append(cue)
+        return True
+
+    def _may_reach_floor(self, anchor: _Anchor) -> bool:
+        """False when no subject could lift the anchor to the report floor.
+
+        The bound adds every positive feature the post could give (an exact subject next to the
+        keyword, its own account, a cashtag, an announcement word, a date) to the negative ones
+        that hold whatever the subject is: the question mark, the cancels, and the cues that no
+        entity name could contain (a cue inside the subject's own name does not count).
+        """
+        sentence = anchor.sentence
+        assert sentence is not None
+        bound = TIER_WEIGHTS[anchor.tier] + ENTITY_WEIGHT + proximity(0) + EVENT_TIME
+        if self.author_entity is not None or self._linked_entities():
+            bound += OWN_ACCOUNT
+        if self.cashtag_possible:
+            bound += CASHTAG
+        if self._announced(sentence):
+            bound += ANNOUNCEMENT
+        if sentence.question:
+            bound += QUESTION
+        counted: set[str] = set()
+        for cue in anchor.cues:
+            if cue.kind not in counted and not self._maybe_in_subject(cue, anchor):
+                counted.add(cue.kind)
+                bound += CUES[cue.kind][2]
+        for cue in anchor.cancels:
+            name = "price" if cue.kind == "price" else "cancel"
+            if name not in counted:
+                counted.add(name)
+                bound += CUES["price"][2] if name == "price" else CANCEL
+        # confidence() rounds to three places: keep a margin so a rounded-up score is kept
+        return bound + 0.001 >= REPORT_FLOOR
+
+    def _maybe_in_subject(self, cue: Cue, anchor: _Anchor) -> bool:
+        """True when some subject's span could hold the cue (so it may not count against it)."""
+        if self.pairs_possible:
+            return True
+        hit = anchor.hit
+        if hit.start <= cue.start < hit.end:  # the author stands in the keyword's place
+            return True
+        return any(start <= cue.start < end for start, end in self.entity_spans)
+
+    def _score_anchor(self, anchor: _Anchor) -> list[_Scored]:
+        sentence = anchor.sentence
+        assert sentence is not None
         mentions, how = self._candidates(anchor, sentence)
         if not mentions:
             return []
         kept = self._role_filter(anchor.event, mentions, sentence)
-        results = []
-        for mention, role, distance in self._subjects(anchor.event, kept, anchor):
-            results.append(self._score(anchor, sentence, mention, role, distance, how))
-        return results
+        return [
+            self._score(anchor, sentence, mention, role, distance, how)
+            for mention, role, distance in self._subjects(anchor.event, kept, anchor)
+        ]
 
     def _score(
         self,
@@ -503,18 +626,14 @@ class _PostAnalysis:
         how: str,
     ) -> _Scored:
         event = anchor.event
+        hit = anchor.hit
         features: dict[str, float] = {
             "keyword": TIER_WEIGHTS[anchor.tier],
             "entity_match": round(ENTITY_WEIGHT * mention.strength, 3),
         }
         spans = [
             (mention.start, mention.end, "entity", mention.label),
-            (
-                anchor.hit.start,
-                anchor.hit.end,
-                "keyword",
-                f"{event} {anchor.tier}: {anchor.phrase}",
-            ),
+            (hit.start, hit.end, "keyword", f"{event} {anchor.tier}: {anchor.phrase}"),
         ]
         if how == "sentence":
             features["proximity"] = proximity(distance)
@@ -526,13 +645,17 @@ class _PostAnalysis:
             features["own_account"] = OWN_ACCOUNT
         if mention.kind == "cashtag":
             features["cashtag"] = CASHTAG
-        if any(self._inside(c.word, sentence) for c in self.evidence.announcements):
+        if self._announced(sentence):
             features["announcement"] = ANNOUNCEMENT
-        for cue in self._cues(anchor, sentence, mention):
-            weight = CUES[cue.kind][2] if cue.kind in CUES else CANCEL
-            name = cue.kind if cue.kind in CUES else "cancel"
+        for cue in anchor.cues:
+            if mention.start <= cue.start < mention.end or cue.kind in features:
+                continue
+            features[cue.kind] = CUES[cue.kind][2]
+            spans.append((cue.start, cue.end, "cue", f"{cue.kind}: {cue.phrase}"))
+        for cue in anchor.cancels:
+            name = "price" if cue.kind == "price" else "cancel"
             if name not in features:
-                features[name] = weight
+                features[name] = CUES["price"][2] if name == "price" else CANCEL
                 spans.append((cue.start, cue.end, "cue", f"{name}: {cue.phrase}"))
         if sentence.question:
             features["question"] = QUESTION
@@ -540,56 +663,42 @@ class _PostAnalysis:
             features["role"] = ROLE
         if confidence(features) + EVENT_TIME < REPORT_FLOOR:
             return _Scored(mention.entity, event, features, spans, None, False, 0.0)  # sunk
+        first = sentence.first_word
         live = any(
-            self._inside(c.word, sentence) for c in self.evidence.live_words
-        ) and "will" not in self.evidence.words_between(sentence.first_word, anchor.hit.word)
+            first <= c.word <= sentence.last_word for c in self.evidence.live_words
+        ) and "will" not in self.evidence.words_between(first, hit.word)
         time = None
         times = self.evidence.times_in(sentence)  # the costliest evidence: read last
         if times:
-            time = min(times, key=lambda t: abs(t.start - anchor.hit.start))
+            time = min(times, key=lambda t: abs(t.start - hit.start))
             features["event_time"] = EVENT_TIME
             spans.append((time.start, time.end, "time", time.when.isoformat()))
         scored = _Scored(mention.entity, event, features, spans, time, live)
         scored.value = confidence(features)
         return scored
 
-    def _cues(self, anchor: _Anchor, sentence: Sentence, mention: EntityMention) -> list[Cue]:
-        """The cues and cancels that count against this anchor in its sentence."""
-        found: list[Cue] = []
-        for kind, cues in self.evidence.cues.items():
-            scope = CUES[kind][1]
-            for cue in cues:
-                if not self._inside(cue.word, sentence) or mention.start <= cue.start < mention.end:
-                    continue
-                if scope == "near" and not anchor.hit.word - 5 <= cue.word < anchor.hit.word:
-                    continue
-                if scope == "before" and not cue.word < anchor.hit.word:
-                    continue
-                if kind == "unscheduled" and self.evidence.has_date_words(sentence):
-                    continue
-                after_anchor = cue.word > anchor.hit.last_word
-                if after_anchor and not self.evidence.same_clause(anchor.hit.end, cue.start):
-                    continue
-                found.append(cue)
-        if anchor.event in {"tge", "airdrop", "listing", "mainnet", "unlock"}:
-            for word in self.evidence.percents:
-                if self._inside(word, sentence) and word < anchor.hit.word:
-                    found.append(Cue("price", "%", word, anchor.hit.start, anchor.hit.start))
-                    break
-        for cue in self.evidence.cancels(anchor.event):
-            overlaps_anchor = anchor.hit.start <= cue.start and cue.end <= anchor.hit.end
-            if self._inside(cue.word, sentence) and not overlaps_anchor:
-                found.append(cue)
-        return found
-
-    def _inside(self, word: int, sentence: Sentence) -> bool:
-        return sentence.first_word <= word <= sentence.last_word
+    def _linked_entities(self) -> frozenset[int]:
+        """The entities whose own site the post links to."""
+        if self.linked is None:
+            folded = self.text.folded
+            lookup = self.index.domain_lookup
+            domains = (
+                {url_domain(url) for _, _, url in extract_urls(folded)} if "." in folded else ()
+            )
+            self.linked = frozenset(lookup[d] for d in domains if d in lookup)
+        return self.linked
 
     def _links_own_domain(self, entity: int) -> bool:
-        if "." not in self.text.folded:
-            return False
-        domains = {url_domain(url) for _, _, url in extract_urls(self.text.folded)}
-        return any(self.index.domain_lookup.get(d) == entity for d in domains)
+        return entity in self._linked_entities()
+
+    def _announced(self, sentence: Sentence) -> bool:
+        """True when the sentence holds an announcement word ("announces", "is live" …)."""
+        known = self.announced.get(sentence.index)
+        if known is None:
+            first, last = sentence.first_word, sentence.last_word
+            known = any(first <= c.word <= last for c in self.evidence.announcements)
+            self.announced[sentence.index] = known
+        return known
 
     # --- trade calls ----------------------------------------------------------------------
 

@@ -3,17 +3,18 @@
 Computed once per candidate post and only on demand: sentence bounds (in folded offsets and in
 key_text word numbers), the general cues of ``rules.CUES``, each event's cancelling phrases and
 structural cancels, announcement words, "live now" words (all found by the automaton's pass), and
-the time expressions of the text.
+the time expressions of the text. Each piece is computed on first use and kept (plain attributes
+rather than ``functools.cached_property``, whose per-instance lock costs more than most of the
+pieces themselves).
 """
 
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
 from typing import Final
 
 from sigwatch.detect.mentions import KeyHit
@@ -35,6 +36,12 @@ _DATE_WORDS: Final = re.compile(
     r"|\b(?:today|tomorrow|tonight|next week|next month|monday|tuesday|wednesday|thursday"
     r"|friday|saturday|sunday)\b|\bquarter\b|\bin \d+ (?:hours?|days?|weeks?)\b"
 )
+_DIGIT: Final = re.compile(r"\d")
+_ALNUM: Final = re.compile(r"[^\W_]")  # what str.isalnum accepts
+# The _DATE_WORDS alternatives that need no digit contain one of these (in lower case).
+_UNDATED_DATE_WORDS: Final = (
+    "today", "tonight", "tomorrow", "next week", "next month", "day", "quarter",
+)  # fmt: skip
 _CLAUSE_BREAK: Final = re.compile(r"[,;|–—]|\s-\s")
 _MAYBE_TIME: Final = re.compile(
     r"(?i)\d|\b(?:today|tonight|tomorrow|next|this week|this weekend|this month|quarter|jan|feb"
@@ -53,6 +60,7 @@ class Sentence:
     first_word: int
     last_word: int
     question: bool
+    index: int = 0  # its place among the post's sentences
 
 
 @dataclass(slots=True)
@@ -69,86 +77,130 @@ class Cue:
 class Evidence:
     """Lazily computed evidence of one post."""
 
+    __slots__ = (
+        "text", "hits", "published", "words", "_sentences", "_sentence_starts", "_phrases",
+        "_general", "_structural", "_times", "_date_words", "_clause_breaks", "_percents",
+    )  # fmt: skip
+
     def __init__(
         self, text: NormalizedText, hits: Sequence[KeyHit], published: datetime | None
     ) -> None:
         self.text = text
         self.hits = hits
         self.published = published
+        #: All key_text words.
+        self.words = text.key_text.split()
+        self._sentences: list[Sentence] | None = None
+        self._sentence_starts: list[int] = []
+        self._phrases: dict[str, list[Cue]] | None = None
+        self._general: dict[int, list[Cue]] = {}
+        self._structural: dict[str, list[Cue]] = {}
+        self._times: list[TimeExpression] | None = None
+        self._date_words: dict[int, bool] = {}
+        self._clause_breaks: list[int] | None = None
+        self._percents: list[int] | None = None
 
-    @cached_property
+    @property
     def sentences(self) -> list[Sentence]:
         """The sentences of the post in order; a title line is a sentence of its own."""
+        if self._sentences is None:
+            self._sentences = self._find_sentences()
+            self._sentence_starts = [s.first_word for s in self._sentences]
+        return self._sentences
+
+    def _find_sentences(self) -> list[Sentence]:
         folded = self.text.folded
+        word_starts = self.text.word_bounds()[1]
         found: list[Sentence] = []
         start = 0
         for boundary in _BOUNDARY.finditer(folded):
             if boundary.group(0) == "\n" and self._line_continues(boundary.start()):
                 continue
-            self._add_sentence(found, start, boundary.end())
-            start = boundary.end()
-        self._add_sentence(found, start, len(folded))
+            end = boundary.end()
+            self._add_sentence(found, folded, word_starts, start, end)
+            start = end
+        self._add_sentence(found, folded, word_starts, start, len(folded))
         return found
 
     def _line_continues(self, newline: int) -> bool:
         folded = self.text.folded
-        before = folded[:newline].rstrip(" \t")
+        before = folded[max(newline - 80, 0) : newline].rstrip(" \t")
+        if not before and newline > 80:  # a long run of blanks: look at the whole line
+            before = folded[:newline].rstrip(" \t")
         if before.endswith((",", "&")):
             return True
         return _JOINING_LINE.match(folded, newline + 1) is not None
 
-    def _add_sentence(self, found: list[Sentence], start: int, end: int) -> None:
-        piece = self.text.folded[start:end]
-        if not any(c.isalnum() for c in piece):
+    @staticmethod
+    def _add_sentence(
+        found: list[Sentence], folded: str, word_starts: list[int], start: int, end: int
+    ) -> None:
+        if _ALNUM.search(folded, start, end) is None:
             return
-        first = self.text.word_at_folded(start)
-        last = self.text.word_at_folded(end) - 1
+        first = bisect_left(word_starts, start)  # the first word starting in the sentence
+        last = bisect_left(word_starts, end) - 1
         if last < first:
             return
-        found.append(Sentence(start, end, first, last, "?" in piece))
-
-    @cached_property
-    def _sentence_starts(self) -> list[int]:
-        return [s.first_word for s in self.sentences]
+        found.append(
+            Sentence(start, end, first, last, folded.find("?", start, end) >= 0, len(found))
+        )
 
     def sentence_of(self, word: int) -> Sentence | None:
         """The sentence that holds a word, by word number."""
+        sentences = self.sentences
         index = bisect_right(self._sentence_starts, word) - 1
         if index < 0:
             return None
-        sentence = self.sentences[index]
+        sentence = sentences[index]
         return sentence if word <= sentence.last_word else None
 
     def previous_sentence(self, sentence: Sentence) -> Sentence | None:
         """The sentence before this one, if any."""
-        index = self.sentences.index(sentence)
-        return self.sentences[index - 1] if index > 0 else None
+        return self.sentences[sentence.index - 1] if sentence.index > 0 else None
 
-    @cached_property
-    def _phrases(self) -> dict[str, list[Cue]]:
+    @property
+    def phrases(self) -> dict[str, list[Cue]]:
         """Every cue, cancel, announcement and live phrase the automaton found, by kind."""
+        if self._phrases is None:
+            self._phrases = self._find_phrases()
+        return self._phrases
+
+    def _find_phrases(self) -> dict[str, list[Cue]]:
         found: dict[str, list[Cue]] = {}
         folded = self.text.folded
+        key_text = self.text.key_text
         for hit in self.hits:
             kinds = hit.value[5]
             if not kinds:
                 continue
-            phrase = self.text.key_text[hit.key_start : hit.key_end]
+            phrase = key_text[hit.key_start : hit.key_end]
             if phrase == "may" and folded[hit.start : hit.start + 1] == "M":
                 continue  # the month, not the hedge
             for kind in kinds:
                 found.setdefault(kind, []).append(Cue(kind, phrase, hit.word, hit.start, hit.end))
         return found
 
-    @cached_property
-    def cues(self) -> dict[str, list[Cue]]:
-        """General cues by class."""
-        return {kind: self._phrases.get(kind, []) for kind in CUES}
+    def general_cues(self, sentence: Sentence) -> list[Cue]:
+        """The general cues (``rules.CUES``) inside a sentence, class by class in CUES order."""
+        found = self._general.get(sentence.index)
+        if found is None:
+            phrases = self.phrases
+            first, last = sentence.first_word, sentence.last_word
+            found = [
+                cue
+                for kind in CUES
+                if kind in phrases
+                for cue in phrases[kind]
+                if first <= cue.word <= last
+            ]
+            self._general[sentence.index] = found
+        return found
 
     def cancels(self, event: str) -> list[Cue]:
         """The event's cancelling phrases and structural cancels in the text."""
-        if event not in self._structural:
-            found = []
+        found = self._structural.get(event)
+        if found is None:
+            found = list(self.phrases.get(f"cancel:{event}", ()))
             for pattern in STRUCTURAL_CANCELS.get(event, ()):
                 for match in pattern.finditer(self.text.key_text):
                     start, end = self.text.folded_span(match.start(), match.end())
@@ -158,34 +210,42 @@ class Evidence:
                 for match in pattern.finditer(self.text.folded):
                     word = self.text.word_at_folded(match.start())
                     found.append(Cue("structure", match.group(0), word, match.start(), match.end()))
-            self._structural[event] = self._phrases.get(f"cancel:{event}", []) + found
-        return self._structural[event]
+            self._structural[event] = found
+        return found
 
-    @cached_property
-    def _structural(self) -> dict[str, list[Cue]]:
-        return {}
-
-    @cached_property
+    @property
     def announcements(self) -> list[Cue]:
         """Announcement words ("announces", "introducing", "is live" …)."""
-        return self._phrases.get("announce", [])
+        return self.phrases.get("announce", [])
 
-    @cached_property
+    @property
     def live_words(self) -> list[Cue]:
         """Words saying the event is happening now ("is live", "just listed" …)."""
-        return self._phrases.get("live", [])
+        return self.phrases.get("live", [])
 
-    @cached_property
+    @property
     def percents(self) -> list[int]:
         """Word numbers of percentages (a price move in a headline)."""
-        return [self.text.word_at_folded(m.start()) for m in _PERCENT.finditer(self.text.folded)]
+        if self._percents is None:
+            folded = self.text.folded
+            self._percents = (
+                [self.text.word_at_folded(m.start()) for m in _PERCENT.finditer(folded)]
+                if "%" in folded
+                else []
+            )
+        return self._percents
 
-    @cached_property
+    @property
     def times(self) -> list[TimeExpression]:
         """Time expressions resolved against the publication time."""
-        if _MAYBE_TIME.search(self.text.folded) is None:
-            return []  # cheap test first: most texts without a digit name no time
-        return find_time_expressions(self.text.folded, self.published)
+        if self._times is None:
+            folded = self.text.folded
+            # cheap tests first (a digit, then the words of a time): most other texts name none
+            if _DIGIT.search(folded) is None and _MAYBE_TIME.search(folded) is None:
+                self._times = []
+            else:
+                self._times = find_time_expressions(folded, self.published)
+        return self._times
 
     def times_in(self, sentence: Sentence) -> list[TimeExpression]:
         """Time expressions inside a sentence."""
@@ -193,25 +253,31 @@ class Evidence:
 
     def has_date_words(self, sentence: Sentence) -> bool:
         """True when the sentence names a date or period, resolvable or not."""
-        return _DATE_WORDS.search(self.text.folded, sentence.start, sentence.end) is not None
+        known = self._date_words.get(sentence.start)
+        if known is None:
+            known = self._date_words[sentence.start] = self._find_date_words(sentence)
+        return known
+
+    def _find_date_words(self, sentence: Sentence) -> bool:
+        folded = self.text.folded
+        # without a digit only a day word or "quarter" can name a date: look for those first
+        if _DIGIT.search(folded, sentence.start, sentence.end) is None:
+            piece = folded[sentence.start : sentence.end].lower()
+            if not any(word in piece for word in _UNDATED_DATE_WORDS):
+                return False
+        return _DATE_WORDS.search(folded, sentence.start, sentence.end) is not None
 
     def same_clause(self, first: int, second: int) -> bool:
         """True when no comma, semicolon, bar or dash separates two folded offsets."""
-        left, right = sorted((first, second))
+        left, right = (first, second) if first <= second else (second, first)
         breaks = self._clause_breaks
+        if breaks is None:
+            breaks = self._clause_breaks = [
+                m.start() for m in _CLAUSE_BREAK.finditer(self.text.folded)
+            ]
         index = bisect_right(breaks, left)
         return index >= len(breaks) or breaks[index] >= right
 
-    @cached_property
-    def _clause_breaks(self) -> list[int]:
-        return [m.start() for m in _CLAUSE_BREAK.finditer(self.text.folded)]
-
     def words_between(self, first: int, last: int) -> list[str]:
         """The key_text words numbered first..last (inclusive)."""
-        words = self.words
-        return words[max(first, 0) : max(last + 1, 0)]
-
-    @cached_property
-    def words(self) -> list[str]:
-        """All key_text words."""
-        return self.text.key_text.split()
+        return self.words[max(first, 0) : max(last + 1, 0)]

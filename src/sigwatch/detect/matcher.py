@@ -71,9 +71,10 @@ class KeywordForm:
 
 
 #: A key's value: (key length with padding, bit flags, entity forms, keywords, trade group,
-#: cue kinds — see rules.cue_phrase_kinds).
+#: cue kinds — see rules.cue_phrase_kinds —, number of words after the first). A plain tuple:
+#: the scan hands out one per hit, and indexing a tuple is the cheapest read there is.
 KeyValue = tuple[
-    int, int, tuple[EntityForm, ...], tuple[KeywordForm, ...], str | None, tuple[str, ...]
+    int, int, tuple[EntityForm, ...], tuple[KeywordForm, ...], str | None, tuple[str, ...], int
 ]
 
 
@@ -143,6 +144,7 @@ class Matcher:
                 tuple(t for t in found if isinstance(t, KeywordForm)),
                 trade_groups.get(key),
                 cue_kinds.get(key, ()),
+                key.count(" "),
             )
             automaton.add_word(f" {key} ", value)
         automaton.make_automaton()

@@ -75,11 +75,25 @@ class KeyHit:
 
 def locate_hits(text: NormalizedText, hits: Sequence[tuple[int, KeyValue]]) -> list[KeyHit]:
     """Every hit with its place in key_text and in the folded text."""
+    starts, folded_starts = text.word_bounds()
+    key_text = text.key_text
     located: list[KeyHit] = []
+    append = located.append
     for end_index, value in hits:
-        key_start = end_index - value[0] + 2
-        start, end, word, last_word = text.locate(key_start, end_index)
-        located.append(KeyHit(key_start, end_index, start, end, word, last_word, value))
+        # a key ends at a word end (one space per word before it) and starts at a word start
+        last_word = key_text.count(" ", 0, end_index) - 1
+        word = last_word - value[6]
+        append(
+            KeyHit(
+                end_index - value[0] + 2,
+                end_index,
+                folded_starts[word],
+                folded_starts[last_word] + (end_index - starts[last_word]),
+                word,
+                last_word,
+                value,
+            )
+        )
     return located
 
 
@@ -98,22 +112,37 @@ def resolve_mentions(
     symbol_lookup: Mapping[str, tuple[int, ...]],
     *,
     with_pairs: bool,
+    words: Sequence[str] | None = None,
 ) -> list[EntityMention]:
     """The entity mentions among the hits, plus pairs, longest first where they overlap."""
     folded = text.folded
     urls = [(start, end) for start, end, _ in extract_urls(folded)] if "." in folded else []
-    words = text.key_text.split()
+    if words is None:
+        words = text.key_text.split()
     shouting: list[bool] = []  # computed on first need
     found: list[EntityMention] = []
     for hit in hits:
-        for form in hit.value[2]:
-            mention = _check_form(form, hit, folded, words, keyword_words, shouting)
-            if mention is None:
+        forms = hit.value[2]
+        if not forms:
+            continue
+        start, end = hit.start, hit.end
+        written = folded[start:end]
+        before = folded[start - 1] if start > 0 else " "
+        after = folded[end] if end < len(folded) else " "
+        for form in forms:
+            kind, strength, label = _judge_form(
+                form, hit, folded, written, before, after, words, keyword_words, shouting
+            )
+            if strength <= 0.0:
                 continue
-            if form.policy != DOMAIN and any(a <= mention.start < b for a, b in urls):
+            if form.policy != DOMAIN and any(a <= start < b for a, b in urls):
                 continue
-            found.append(mention)
-    if with_pairs and any(quote in text.key_text for quote in _QUOTE_HINTS):
+            found.append(
+                EntityMention(
+                    form.entity, start, end, hit.word, hit.last_word, kind, strength, label
+                )
+            )
+    if with_pairs and pairs_possible(text.key_text):
         pairs = find_pairs(folded)
         # the quote asset of a pair (the USDT of RC/USDT) is not a mention of its own
         found = [m for m in found if not any(end <= m.start <= end + 2 for _, end, _ in pairs)]
@@ -123,7 +152,12 @@ def resolve_mentions(
                 found.append(
                     EntityMention(entity, start, end, word, word, "pair", 1.0, f"pair base {base}")
                 )
-    return _drop_contained(found)
+    return _drop_contained(found) if len(found) > 1 else found
+
+
+def pairs_possible(key_text: str) -> bool:
+    """True when the text may name a trading pair (ARB/USDT, BTCUSDT): a quote asset is in it."""
+    return any(quote in key_text for quote in _QUOTE_HINTS)
 
 
 def _lookup_symbol(base: str, symbol_lookup: Mapping[str, tuple[int, ...]]) -> tuple[int, ...]:
@@ -132,25 +166,6 @@ def _lookup_symbol(base: str, symbol_lookup: Mapping[str, tuple[int, ...]]) -> t
         return symbol_lookup[key]
     stripped = re.sub(r"^1(?:0{3,})", "", key)  # 1000PEPE is PEPE counted per thousand
     return symbol_lookup.get(stripped, ()) if stripped != key else ()
-
-
-def _check_form(
-    form: EntityForm,
-    hit: KeyHit,
-    folded: str,
-    words: Sequence[str],
-    keyword_words: frozenset[int],
-    shouting_once: list[bool],
-) -> EntityMention | None:
-    start, end = hit.start, hit.end
-    written = folded[start:end]
-    before = folded[start - 1] if start > 0 else " "
-    after = folded[end] if end < len(folded) else " "
-    kind, strength, label = _judge_form(form, hit, folded, written, before, after, words,
-                                        keyword_words, shouting_once)  # fmt: skip
-    if strength <= 0.0:
-        return None
-    return EntityMention(form.entity, start, end, hit.word, hit.last_word, kind, strength, label)
 
 
 def _judge_form(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_left, bisect_right
-from itertools import accumulate
+from itertools import accumulate, compress
 from typing import Final
 
 # Letters from other scripts that render like Latin ones and are used to dodge keyword filters.
@@ -75,7 +75,6 @@ class _WordTable(dict[int, str]):
         return value
 
 
-_NON_SPACE: Final = re.compile(r"\S+")
 _FOLD: Final = _FoldTable()
 _WORDS: Final = _WordTable()
 # The same mapping for ASCII text as a byte table: bytes.translate is a tight C loop.
@@ -102,16 +101,51 @@ def _key_fold(match: re.Match[str]) -> str:
     return _KEY_FOLD[match.group(0)]
 
 
+def _fold(match: re.Match[str]) -> str:
+    # ASCII characters fold to themselves, so only the others need the table
+    return _FOLD[ord(match.group(0))]
+
+
 def key_text_of(text: str) -> str:
     """The key_text of a text (see the module docstring), the cheap way for mostly-ASCII text."""
-    if not text.isascii():
-        # fold only the non-ASCII characters (an emoji, a full-width letter), then take the
-        # byte path if nothing but ASCII is left
-        text = _NON_ASCII.sub(_key_fold, text)
-        if not text.isascii():
-            return " " + " ".join(text.lower().translate(_WORDS).split()) + " "
-    words = text.encode("ascii").translate(_ASCII_WORDS).decode("ascii")
-    return " " + " ".join(words.split()) + " "
+    if text.isascii():
+        words = text.encode("ascii").translate(_ASCII_WORDS).decode("ascii")
+    else:
+        words = _spaced_words(text)
+    if "  " in words:  # punctuation next to a space left a run of spaces: collapse them
+        return f" {' '.join(words.split())} "
+    return f" {words.strip(' ')} "
+
+
+def _spaced_words(text: str) -> str:
+    """A non-ASCII text with letters and digits kept (lower case) and anything else a space."""
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: fold character by character
+        data = b""
+    # Most non-ASCII characters in posts are emoji and symbols that fold to a space: then every
+    # byte of them may simply become a space, and the fast byte table does the whole text.
+    if data and all(map(_SPACING.__getitem__, data.translate(None, _ASCII_BYTES).decode("utf-8"))):
+        return data.translate(_ASCII_WORDS).decode("ascii")
+    # fold only the non-ASCII characters (a full-width letter, an accent), then take the
+    # byte path if nothing but ASCII is left
+    text = _NON_ASCII.sub(_key_fold, text)
+    if text.isascii():
+        return text.encode("ascii").translate(_ASCII_WORDS).decode("ascii")
+    return text.lower().translate(_WORDS)
+
+
+class _SpacingTable(dict[str, bool]):
+    """Character → True when its key form is only spaces (an emoji, a dash, an ellipsis)."""
+
+    def __missing__(self, char: str) -> bool:
+        value = _KEY_FOLD[char].isspace()
+        self[char] = value
+        return value
+
+
+_SPACING: Final = _SpacingTable()
+_ASCII_BYTES: Final = bytes(range(128))
 
 
 class NormalizedText:
@@ -121,7 +155,7 @@ class NormalizedText:
 
     def __init__(self, original: str, key_text: str | None = None) -> None:
         self.original = original
-        self.folded = original if original.isascii() else original.translate(_FOLD)
+        self.folded = original if original.isascii() else _NON_ASCII.sub(_fold, original)
         self.key_text = key_text if key_text is not None else key_text_of(original)
         self._to_original: list[int] | None = None
         self._key_starts: list[int] | None = None
@@ -131,16 +165,27 @@ class NormalizedText:
         """The original-text offsets of the folded slice [start, end)."""
         if self.folded is self.original:
             return start, end
-        if self._to_original is None:
-            mapping: list[int] = []
-            for index, char in enumerate(self.original):
-                mapping.extend([index] * len(_FOLD[ord(char)]))
-            mapping.append(len(self.original))
-            self._to_original = mapping
         mapping = self._to_original
+        if mapping is None:
+            mapping = self._to_original = self._original_map()
+        if not mapping:  # every character folded to exactly one: offsets are shared
+            size = len(self.original)
+            first = min(start, size)
+            return first, (min(end, size + 1) if end > start else first)
         first = mapping[min(start, len(mapping) - 1)]
         last = mapping[min(end - 1, len(mapping) - 1)] + 1 if end > start else first
         return first, last
+
+    def _original_map(self) -> list[int]:
+        """Folded offset -> original offset, or [] when each character folded to one."""
+        original = self.original
+        if all(len(_FOLD[ord(m.group(0))]) == 1 for m in _NON_ASCII.finditer(original)):
+            return []
+        mapping: list[int] = []
+        for index, char in enumerate(original):
+            mapping.extend([index] * len(_FOLD[ord(char)]))
+        mapping.append(len(original))
+        return mapping
 
     def folded_span(self, key_start: int, key_end: int) -> tuple[int, int]:
         """The folded-text offsets of the key_text slice [key_start, key_end) (whole words)."""
@@ -155,18 +200,12 @@ class NormalizedText:
         end = folded_starts[last_word] + (key_end - starts[last_word])
         return start, end
 
-    def locate(self, key_start: int, key_end: int) -> tuple[int, int, int, int]:
-        """Folded offsets and first/last word numbers of the key_text slice [key_start, key_end)."""
+    def word_bounds(self) -> tuple[list[int], list[int]]:
+        """Where each key_text word starts, and where the same word starts in folded."""
         if self._key_starts is None:
             self._build_key_map()
-        starts = self._key_starts
-        folded_starts = self._key_folded
-        assert starts is not None and folded_starts is not None
-        first_word = max(bisect_right(starts, key_start) - 1, 0)
-        last_word = max(bisect_right(starts, key_end - 1, first_word) - 1, 0)
-        start = folded_starts[first_word] + (key_start - starts[first_word])
-        end = folded_starts[last_word] + (key_end - starts[last_word])
-        return start, end, first_word, last_word
+        assert self._key_starts is not None and self._key_folded is not None
+        return self._key_starts, self._key_folded
 
     def word_index(self, key_position: int) -> int:
         """The number (0-based) of the word that a key_text position falls in or follows."""
@@ -189,10 +228,18 @@ class NormalizedText:
             words = folded.encode("ascii").translate(_ASCII_WORDS).decode("ascii")
         else:
             words = folded.lower().translate(_WORDS)
-        self._key_folded = [match.start() for match in _NON_SPACE.finditer(words)]
-        lengths = [len(word) + 1 for word in self.key_text.split()]
-        # key_text opens with one space; each word is followed by one
-        self._key_starts = list(accumulate(lengths[:-1], initial=1))
+        self._key_folded = _word_starts(words)
+        self._key_starts = _word_starts(self.key_text)
+
+
+_ONE_MORE: Final = (1).__add__
+
+
+def _word_starts(spaced: str) -> list[int]:
+    """Where each word of a text of words and spaces starts (C-level loops throughout)."""
+    pieces = spaced.split(" ")  # a run of spaces leaves empty pieces, each a position apart
+    offsets = accumulate(map(_ONE_MORE, map(len, pieces)), initial=0)
+    return list(compress(offsets, pieces))
 
 
 def key_form(phrase: str) -> str:

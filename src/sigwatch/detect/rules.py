@@ -2,12 +2,19 @@
 
 Keywords are what make a post a candidate for an event and how strongly (tiers, see
 ``events.TIER_WEIGHTS``). Cancelling phrases of an event, and the general cues shared by all events
-(negation, rumour, request, commentary on a past event, price-led headline, scam warning), lower
-the confidence when they occur in the same sentence as the keyword. A watchlist's ``rules:``
+(negation, rumour, request, commentary, a long-past event, price-led headline, a plan without a
+date, scam warning or security incident), lower the confidence when they occur in the same
+sentence as the keyword. A watchlist's ``rules:``
 mapping adds keywords and cancelling phrases, changes the threshold, or switches an event off.
 
 Phrases are written in plain words; matching folds case and punctuation the way
 ``normalize.key_form`` does, so "pre-market" also matches "Pre Market" and "pre market".
+
+Every phrase belongs to a named class of general announcement (or non-announcement) language —
+"the event was called off", "talk about a lock-up rather than a release", "a definition" — and
+earns its place by reading naturally in any post of its kind. None is lifted from one labelled
+text or names one entity: the rules are measured on posts they have never seen. To teach the
+detector a new kind of negative, add a class (or a synonym to a class), never the post's words.
 """
 
 from __future__ import annotations
@@ -94,44 +101,94 @@ _KEYWORDS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
     },
 }  # fmt: skip
 
+# --- cancelling phrases, by class --------------------------------------------------------------
+
+#: The event was called off (any event).
+_CALLED_OFF: Final = (
+    "cancels", "cancelled", "canceled", "cancellation", "calls off", "called off", "scraps",
+    "scrapped", "abandons", "abandoned", "backs down", "backs out", "shelves", "shelved",
+)  # fmt: skip
+#: NFTs are not tokens: an NFT sale, listing or unlock is not the token event.
+_NFT: Final = ("nft", "nfts")
+
+#: Listing: leaving an exchange, not joining it.
+_DELISTING: Final = ("delist", "delists", "delisted", "delisting", "removal")
+#: Listing: company shares and exchange-traded products on stock exchanges (guideline rule 4).
+_STOCK_LISTING: Final = (
+    "etf", "etfs", "etp", "etps", "etn", "etns", "stock exchange", "nasdaq", "nyse", "spac", "ipo",
+    "shares", "stock", "stocks", "publicly listed", "listed company", "listed firm",
+    "shareholders", "earnings",
+)  # fmt: skip
+#: Listing: more products for a token an exchange already lists (guideline rule 4).
+_PRODUCT_ADDITION: Final = (
+    "on earn", "simple earn", "buy crypto", "convert", "margin", "isolated margin",
+    "cross margin", "copy trading", "trading bots", "trading bot", "trading pairs",
+    "new trading pairs", "feature", "features", "tool", "tools",
+)  # fmt: skip
+#: Listing: "list" as a noun, data sites that list every token, and talk about getting listed.
+_LISTING_TALK: Final = (
+    "list of", "watchlist", "coinmarketcap", "coingecko", "contract addresses",
+    "listing process", "listing requirements", "listing platform", "listing fee",
+    "listing fees", "gets listed", "getting listed", "get listed", "get it listed", "auto list",
+)  # fmt: skip
+
+#: Airdrop: warnings about fake airdrops (beside the general scam cues).
+_AIRDROP_SCAM: Final = ("scam", "scams", "phishing")
+#: Airdrop: who is left out of an airdrop, not the airdrop itself.
+_EXCLUSION: Final = (
+    "exclusion", "exclude", "excludes", "excluded", "bar", "barred", "disqualified", "filtered",
+)  # fmt: skip
+#: Airdrop: how airdrops are taxed.
+_TAX: Final = ("tax", "taxes", "taxed", "taxable", "taxation")
+#: Airdrop: talk about airdrops as a practice or a trend.
+_AIRDROP_TALK: Final = ("farming", "airdrop hunters", "airdrop farmers", "meta", "narrative")
+
+#: TGE: farming campaigns, not token sales (guideline rule 9).
+_FARMING: Final = ("launchpool", "launch pool", "megadrop", "farm", "farming")
+#: TGE: the TGE as a point of reference for something else ("unlocks 20% at TGE").
+_TGE_AS_REFERENCE: Final = (
+    "after the tge", "after tge", "post tge", "since tge", "on tge", "at tge",
+)  # fmt: skip
+#: TGE: hints, definitions, hypotheticals and statistics about TGEs in general.
+_TGE_TALK: Final = (
+    "signals", "hints", "teases", "what is", "glossary", "definition", "is the moment",
+    "if the tge", "token launches", "tges", "median", "average",
+)  # fmt: skip
+#: TGE: what happened after a sale: results, dumps and their causes.
+_TGE_AFTERMATH: Final = (
+    "completes", "completed", "concluded", "results", "dump", "dumps", "due to",
+)  # fmt: skip
+
+#: Mainnet: networks that are not a first production launch (guideline rule 5).
+_NOT_A_MAINNET_LAUNCH: Final = (
+    "testnet", "testnets", "betanet", "devnet", "previewnet", "beta", "shadow fork", "fork",
+    "hard fork", "upgrade", "upgrades", "shutting down", "shut down", "shutdown", "halted",
+    "halt", "sunset", "migrate", "migration",
+)  # fmt: skip
+#: Mainnet: products and guides on someone's mainnet rather than the network's own launch.
+_ON_A_MAINNET: Final = (
+    "recap", "guide", "dapp", "dapps", "app", "webapp", "feature", "features", "staking",
+    "validators", "deployment", "deploy", "deployed", "support for",
+)  # fmt: skip
+
+#: Unlock: lock-up terms rather than a release (guideline rule 7).
+_LOCK_UP: Final = ("lockup", "lock up", "locked for", "extension", "extend", "extends")
+#: Unlock: the figurative sense ("unlock value", "potential to be unlocked"); what directly
+#: follows the word is checked by STRUCTURAL_CANCELS["unlock"] ("unlocks new features").
+_FIGURATIVE_UNLOCK: Final = ("value", "potential", "rewards", "can be unlocked")
+#: Unlock: tools and glossaries about unlocks in general.
+_UNLOCK_TALK: Final = ("dashboard", "tracker", "cliffs")
+
 _CANCELS: Final[Mapping[str, tuple[str, ...]]] = {
     "listing": (
-        "delist", "delists", "delisted", "delisting", "removal", "etf", "etfs", "etp", "etps",
-        "etn", "etns", "stock exchange", "nasdaq", "nyse", "spac", "ipo", "shares", "stock",
-        "stocks", "publicly listed", "on earn", "simple earn", "buy crypto", "convert", "margin",
-        "isolated margin", "cross margin", "copy trading", "trading bots", "trading bot",
-        "trading pairs", "new trading pairs", "nft", "nfts",
-        "list of", "top 100", "wanted list", "listing process", "listing requirements",
-        "listing platform", "listed company", "listed firm", "coinmarketcap", "coingecko",
-        "contract addresses", "earnings", "gets listed", "getting listed", "get listed",
-        "get it listed", "auto list", "watchlist", "conviction list", "shareholders",
-        "feature", "features", "listing fee", "listing fees", "tool", "tools",
+        *_DELISTING, *_STOCK_LISTING, *_PRODUCT_ADDITION, *_LISTING_TALK, *_CALLED_OFF, *_NFT,
     ),
-    "airdrop": (
-        "scam", "scams", "phishing", "cancels", "cancelled", "canceled", "backs down",
-        "exclusion", "exclude", "excluded", "bar", "tax", "taxes", "burden", "burdens",
-        "flashloan", "flash loan", "subpoena", "filtered", "meta", "exposes", "farming",
-        "largest airdrop", "in history", "airdrop hunters",
-    ),
+    "airdrop": (*_AIRDROP_SCAM, *_EXCLUSION, *_TAX, *_AIRDROP_TALK, *_CALLED_OFF),
     "tge": (
-        "launchpool", "megadrop", "after the tge", "after tge", "post tge", "since tge",
-        "its tge", "on tge", "at tge", "median tge", "dump", "dumps", "due to", "signals",
-        "hints", "teases", "is the moment", "what is", "glossary", "definition", "if the tge",
-        "drains", "exploit", "eyeing", "token launches", "tges", "launch pool", "farm",
-        "farming", "completes", "completed", "concluded", "results", "nft",
+        *_FARMING, *_TGE_AS_REFERENCE, *_TGE_TALK, *_TGE_AFTERMATH, *_CALLED_OFF, *_NFT,
     ),
-    "mainnet": (
-        "testnet", "testnets", "betanet", "devnet", "previewnet", "shadow fork", "fork",
-        "hard fork", "upgrade", "upgrades", "recap", "shutting down", "shut down", "shutdown",
-        "halted", "halt", "sunset", "guide", "dapp", "dapps", "app", "webapp", "feature",
-        "features", "staking", "validators", "migrate", "migration", "deployment", "deploy",
-        "deployed", "support for", "beta",
-    ),
-    "unlock": (
-        "lockup", "lock up", "locked for", "extension", "extend", "extends", "value",
-        "rewards", "creator", "creators", "dashboard", "tracker", "notable", "moved markets",
-        "can be unlocked", "potential", "nft", "huge unlock", "achievement", "cliffs",
-    ),
+    "mainnet": (*_NOT_A_MAINNET_LAUNCH, *_ON_A_MAINNET, *_CALLED_OFF),
+    "unlock": (*_LOCK_UP, *_FIGURATIVE_UNLOCK, *_UNLOCK_TALK, *_CALLED_OFF, *_NFT),
     "trade_call": (),
 }  # fmt: skip
 
@@ -144,7 +201,7 @@ CUES: Final[Mapping[str, tuple[tuple[str, ...], str, float]]] = {
             "not", "no", "never", "haven t", "hasn t", "didn t", "doesn t", "don t", "isn t",
             "aren t", "won t", "wasn t", "weren t", "can t", "cannot", "couldn t", "shouldn t",
             "wouldn t", "yet to", "no plans", "denies", "denied", "refutes", "refuted",
-            "debunks", "hoax", "neglect", "neglected", "neglecting", "without",
+            "debunks", "hoax", "without",
         ),
         "near",
         -0.6,
@@ -174,12 +231,18 @@ CUES: Final[Mapping[str, tuple[tuple[str, ...], str, float]]] = {
     ),
     "commentary": (
         (
-            "since", "after", "following", "ahead of", "amid", "due to", "in history",
-            "years ago", "ago", "explains", "why", "how", "lesson", "review", "analysis",
-            "example", "for example", "glossary", "such as", "compared", "than", "because",
-            "instead", "recap", "imagine", "diminished", "laughable",
+            "since", "after", "following", "ahead of", "amid", "due to", "ago",
+            "explains", "why", "how", "lesson", "review", "analysis", "example", "for example",
+            "glossary", "such as", "compared", "than", "because", "instead", "recap", "imagine",
         ),
         "before",
+        -0.45,
+    ),
+    # a long-past event or a record against history, wherever it is said: "in the first month
+    # of its TGE 8 years ago", "the largest airdrop in history"
+    "past": (
+        ("years ago", "year ago", "months ago", "month ago", "weeks ago", "in history"),
+        "sentence",
         -0.45,
     ),
     "price": (
@@ -203,11 +266,13 @@ CUES: Final[Mapping[str, tuple[tuple[str, ...], str, float]]] = {
         "sentence",
         -0.3,
     ),
+    # scam warnings and security incidents: news of harm, not an announcement
     "scam": (
         (
             "scam", "scams", "scammer", "scammers", "phishing", "impersonating", "impersonator",
             "fraud", "fraudulent", "beware", "warns", "warning", "hack", "hacked", "hacker",
             "exploit", "exploited", "drain", "drains", "drained", "rug", "rugged", "fake",
+            "flash loan", "flashloan", "stolen",
         ),
         "sentence",
         -0.7,
@@ -289,11 +354,15 @@ STRUCTURAL_CANCELS: Final[Mapping[str, tuple[re.Pattern[str], ...]]] = {
             r"(?: (?!launch|our|its|their)\w+){0,3} mainnet(?= )(?! launch| is live| goes live)"
         ),
     ),
-    # "unlock the/new/more X": a figurative unlock, not a token release
+    # "unlock the/new/more X", "unlocks (exclusive) perks": a figurative unlock, not a release
     "unlock": (
         re.compile(
             r"(?<= )unlock(?:s|ed|ing)? (?:the|a|an|new|more|your|our|higher|free|access|value)"
             r"(?= )"
+        ),
+        re.compile(
+            r"(?<= )unlock(?:s|ed|ing)? (?:\w+ )?(?:features?|achievements?|perks|possibilities"
+            r"|opportunities|rewards|content|levels?|badges?)(?= )"
         ),
         re.compile(r"(?<= )(?:potential|value)(?: \w+){0,4} (?:to be )?unlocked"),
     ),

@@ -11,9 +11,10 @@ features dictionary keeps each contribution, so the sum can be read back. The fe
 - ``cashtag``: the entity is written as $SYMBOL or #TAG;
 - ``event_time``: a concrete date or time is given for the event;
 - ``announcement``: announcement wording ("will", "announces", "introducing", "is live" …);
-- negative ones: ``negation``, ``rumour``, ``request``, ``commentary``, ``price``, ``scam``,
-  ``question``, ``cancel`` (the event's own cancelling phrases) and ``role`` (the entity is
-  the venue or the recipient, not the subject).
+- negative ones: ``negation``, ``rumour``, ``request``, ``commentary``, ``past``, ``price``,
+  ``unscheduled``, ``scam`` (the general cues of ``rules.CUES``), ``question``, ``cancel`` (the
+  event's own cancelling phrases) and ``role`` (the entity is the venue or the recipient, not the
+  subject).
 
 Urgency comes from the resolved event time relative to the publication time.
 """

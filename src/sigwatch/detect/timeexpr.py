@@ -88,6 +88,20 @@ _TIME = re.compile(
     _F,
 )
 
+# Words without which a pattern family cannot match (see find_time_expressions).
+_MONTH_WORD: Final = re.compile(
+    r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)(?![a-z])"
+)
+_QUARTER_WORDS: Final = ("q1", "q2", "q3", "q4", "h1", "h2", "quarter")
+_DAY_WORDS: Final = (
+    "today", "tonight", "tomorrow", "next week", "next month", "this week", "this month", "end of"
+)  # fmt: skip
+# The only characters that IGNORECASE matches to an ASCII letter and str.lower does not map to it.
+_CASE_ODDITIES: Final = {0x130: "i", 0x131: "i", 0x17F: "s"}
+_AM_PM: Final = re.compile(r"\d\s*(?:am|pm|a\.m\.|p\.m\.)")
+_JOINER: Final = re.compile(r"[\s,]*(?:at|@|from|,)?\s*", re.IGNORECASE)
+
 
 @dataclass(frozen=True)
 class TimeExpression:
@@ -106,6 +120,10 @@ def find_time_expressions(text: str, published: datetime | None) -> list[TimeExp
     published = _as_utc(published) if published is not None else None
     found: list[TimeExpression] = []
     taken: list[tuple[int, int]] = []
+    # Each family of patterns runs only when the words it needs are in the text: a plain
+    # substring test is far cheaper than a case-insensitive pattern scan, and finds the same.
+    lower = text.lower() if text.isascii() else text.translate(_CASE_ODDITIES).lower()
+    months = _MONTH_WORD.search(lower) is not None
 
     def add(start: int, end: int, when: datetime, until: datetime, precision: str) -> None:
         if any(start < b and a < end for a, b in taken):
@@ -113,11 +131,12 @@ def find_time_expressions(text: str, published: datetime | None) -> list[TimeExp
         taken.append((start, end))
         found.append(TimeExpression(start, end, text[start:end], when, until, precision))
 
-    for match in _ISO.finditer(text):
-        day = _date(int(match["y"]), int(match["mo"]), int(match["d"]))
-        if day is not None:
-            add(*_with_time(text, match.start(), match.end(), day))
-    for pattern in (_MONTH_DAY, _DAY_MONTH):
+    if "-" in text:
+        for match in _ISO.finditer(text):
+            day = _date(int(match["y"]), int(match["mo"]), int(match["d"]))
+            if day is not None:
+                add(*_with_time(text, match.start(), match.end(), day))
+    for pattern in (_MONTH_DAY, _DAY_MONTH) if months else ():
         for match in pattern.finditer(text):
             month = _MONTHS[match["mon"][:3].lower()]
             day_number = int(match["d"])
@@ -125,29 +144,30 @@ def find_time_expressions(text: str, published: datetime | None) -> list[TimeExp
             day = _resolve_year(year, month, day_number, published)
             if day is not None:
                 add(*_with_time(text, match.start(), match.end(), day))
-    for match in _MONTH_YEAR.finditer(text):
+    for match in _MONTH_YEAR.finditer(text) if months else ():
         month = _MONTHS[match["mon"][:3].lower()]
         add(match.start(), match.end(), *_month_window(int(match["y"]), month, match["mod"]))
-    if published is not None:
+    if published is not None and months:
         for match in _MONTH_ALONE.finditer(text):
             month = _MONTHS[match["mon"][:3].lower()]
             year = published.year if month >= published.month - 3 else published.year + 1
             add(match.start(), match.end(), *_month_window(year, month, match["mod"]))
-    for match in _QUARTER.finditer(text):
-        window = _quarter_window(match, published)
-        if window is not None:
-            add(match.start(), match.end(), *window)
+    if any(word in lower for word in _QUARTER_WORDS):
+        for match in _QUARTER.finditer(text):
+            window = _quarter_window(match, published)
+            if window is not None:
+                add(match.start(), match.end(), *window)
     if published is not None:
-        for match in _RELATIVE.finditer(text):
+        for match in _RELATIVE.finditer(text) if "in" in lower else ():
             count = _NUMBER_WORDS.get(match["n"].lower()) or int(match["n"])
             unit = match["unit"].lower().rstrip("s")
             seconds = _UNITS.get(unit, _UNITS.get(unit[:3], 3600))
             when = published + timedelta(seconds=count * seconds)
             add(match.start(), match.end(), when, when, "minute" if seconds < 86400 else "day")
-        for match in _DAY_WORD.finditer(text):
+        for match in _DAY_WORD.finditer(text) if any(w in lower for w in _DAY_WORDS) else ():
             start, end, when, until, precision = _day_word(match, published)
             add(*_with_time(text, start, end, (when, until, precision)))
-        for match in _WEEKDAY.finditer(text):
+        for match in _WEEKDAY.finditer(text) if "day" in lower else ():
             target = _WEEKDAYS.index(match["wd"].lower())
             midnight = published.replace(hour=0, minute=0, second=0, microsecond=0)
             ahead = (target - published.weekday()) % 7 or 7
@@ -155,16 +175,18 @@ def find_time_expressions(text: str, published: datetime | None) -> list[TimeExp
                 ahead += 7 if ahead <= 2 else 0
             when = midnight + timedelta(days=ahead)
             add(*_with_time(text, match.start(), match.end(), (when, _day_end(when), "day")))
-        for match in _TIME.finditer(text):
-            if not (match["m"] or match["ampm"]) or not (match["tz"] or match["ampm"]):
-                continue
-            clock = _clock(match)
-            if clock is None:
-                continue
-            when = published.replace(hour=0, minute=0, second=0, microsecond=0) + clock
-            if when < published - timedelta(hours=1):
-                when += timedelta(days=1)
-            add(match.start(), match.end(), when, when, "minute")
+        # a time of day counts with minutes and a zone, or with am/pm
+        if ":" in text or _AM_PM.search(lower) is not None:
+            for match in _TIME.finditer(text):
+                if not (match["m"] or match["ampm"]) or not (match["tz"] or match["ampm"]):
+                    continue
+                clock = _clock(match)
+                if clock is None:
+                    continue
+                when = published.replace(hour=0, minute=0, second=0, microsecond=0) + clock
+                if when < published - timedelta(hours=1):
+                    when += timedelta(days=1)
+                add(match.start(), match.end(), when, when, "minute")
     found.sort(key=lambda item: item.start)
     return found
 
@@ -244,8 +266,7 @@ def _with_time(
 
 
 def _skip_joiners(text: str, position: int) -> int:
-    joiner = re.compile(r"[\s,]*(?:at|@|from|,)?\s*", re.IGNORECASE)
-    found = joiner.match(text, position)
+    found = _JOINER.match(text, position)
     return found.end() if found else position
 
 
@@ -295,36 +316,35 @@ def _day_word(
 ) -> tuple[int, int, datetime, datetime, str]:
     word = " ".join(match["w"].lower().split())
     midnight = published.replace(hour=0, minute=0, second=0, microsecond=0)
+    when, until, precision = _day_word_window(word, published, midnight)
+    return match.start(), match.end(), when, until, precision
+
+
+def _day_word_window(
+    word: str, published: datetime, midnight: datetime
+) -> tuple[datetime, datetime, str]:
+    """The window a day word names ("tomorrow", "next week", "end of the month" …)."""
+    if word == "today":
+        return midnight, _day_end(midnight), "day"
+    if word == "tonight":
+        return midnight + timedelta(hours=18), _day_end(midnight), "day"
+    if word == "tomorrow":
+        return midnight + timedelta(days=1), _day_end(midnight + timedelta(days=1)), "day"
     monday = midnight - timedelta(days=published.weekday())
+    if word == "this week":
+        return published, _day_end(monday + timedelta(days=6)), "week"
+    if word == "this weekend":
+        return monday + timedelta(days=5), _day_end(monday + timedelta(days=6)), "week"
+    if word == "next week":
+        return monday + timedelta(days=7), _day_end(monday + timedelta(days=13)), "week"
     month_start = midnight.replace(day=1)
     month_end = month_start.replace(day=monthrange(month_start.year, month_start.month)[1])
-    windows = {
-        "today": (midnight, _day_end(midnight), "day"),
-        "tonight": (midnight + timedelta(hours=18), _day_end(midnight), "day"),
-        "tomorrow": (midnight + timedelta(days=1), _day_end(midnight + timedelta(days=1)), "day"),
-        "this week": (published, _day_end(monday + timedelta(days=6)), "week"),
-        "this weekend": (
-            monday + timedelta(days=5),
-            _day_end(monday + timedelta(days=6)),
-            "week",
-        ),
-        "next week": (monday + timedelta(days=7), _day_end(monday + timedelta(days=13)), "week"),
-        "this month": (published, _day_end(month_end), "month"),
-        "next month": (
-            month_end + timedelta(days=1),
-            _day_end(
-                (month_end + timedelta(days=1)).replace(
-                    day=monthrange(
-                        (month_end + timedelta(days=1)).year, (month_end + timedelta(days=1)).month
-                    )[1]
-                )
-            ),
-            "month",
-        ),
-    }
-    if word.startswith("end of"):
-        period_end = monday + timedelta(days=6) if word.endswith("week") else month_end
-        when, until, precision = period_end, _day_end(period_end), "day"
-    else:
-        when, until, precision = windows[word]
-    return match.start(), match.end(), when, until, precision
+    if word == "this month":
+        return published, _day_end(month_end), "month"
+    if word == "next month":
+        first = month_end + timedelta(days=1)
+        last = first.replace(day=monthrange(first.year, first.month)[1])
+        return first, _day_end(last), "month"
+    # "end of the week", "end of this month"
+    period_end = monday + timedelta(days=6) if word.endswith("week") else month_end
+    return period_end, _day_end(period_end), "day"
