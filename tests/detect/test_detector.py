@@ -156,6 +156,13 @@ def test_urgency_follows_the_event_time(index):
     assert urgency("Celestia TGE in Q3 2026") == "low"
 
 
+def test_live_language_about_a_later_time_takes_the_time(index):
+    (detection,) = detect(
+        PostInput("p", "Celestia TGE goes live in 3 days", published=PUBLISHED), index
+    )
+    assert detection.urgency == "medium"
+
+
 def test_event_time_is_resolved_against_publication(index):
     post = PostInput("p", "Celestia TGE in 2 hours", published=PUBLISHED)
 

@@ -60,16 +60,23 @@ def confidence(features: Mapping[str, float]) -> float:
 def urgency(event_time: TimeExpression | None, published: datetime | None, *, live: bool) -> str:
     """critical / high / medium / low from how soon the event is after publication.
 
-    Live now, or within the hour (or started less than a day ago): critical; within 24 hours:
-    high; within 7 days: medium; later, or long past: low. Without a resolvable time the
-    urgency is medium, since an announcement without a date usually takes effect within days.
+    Live now (unless a later time is given), or within the hour (or started less than a day
+    ago): critical; within 24 hours: high; within 7 days: medium; later, or long past: low.
+    Without a resolvable time the urgency is medium, since an announcement without a date
+    usually takes effect within days.
     """
-    if live:
+    if published is not None and published.tzinfo is None:
+        published = published.replace(tzinfo=UTC)
+    # "Goes live tomorrow at 14:00" is live language about a later time: the time wins.
+    later = (
+        event_time is not None
+        and published is not None
+        and event_time.when > published + timedelta(hours=1)
+    )
+    if live and not later:
         return "critical"
     if event_time is None or published is None:
         return "medium"
-    if published.tzinfo is None:
-        published = published.replace(tzinfo=UTC)
     start, end = event_time.when, event_time.until
     if end < published - timedelta(days=1):
         return "low"
