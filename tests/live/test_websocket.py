@@ -37,6 +37,13 @@ async def test_token_in_query_is_welcomed_and_receives_new_alerts(live):
     assert "source_ids" not in event and "owner_ids" not in event  # internal fields stay home
 
 
+async def test_connected_clients_show_in_metrics(live):
+    async with ws_client(live.ws_url(token=live.token("alice"))) as ws:
+        await receive_json(ws)
+        metrics = (await live.http.get("/metrics")).text
+    assert "sigwatch_live_clients 1.0" in metrics
+
+
 @pytest.mark.parametrize("how", ["api_key_query", "api_key_header", "bearer_header"])
 async def test_api_keys_and_headers_authenticate_too(live, how):
     made = await live.http.post(

@@ -54,3 +54,13 @@ ALERTS = Counter(
     ["event", "change"],
     registry=REGISTRY,
 )
+LIVE_CLIENTS = Gauge(
+    "sigwatch_live_clients",
+    "WebSocket and SSE clients connected to this process.",
+    registry=REGISTRY,
+)
+LIVE_DROPPED = Gauge(
+    "sigwatch_live_dropped",
+    "Live clients this process dropped because they read too slowly, since it started.",
+    registry=REGISTRY,
+)

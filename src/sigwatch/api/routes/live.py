@@ -39,6 +39,7 @@ from sigwatch.db.live_events import MAX_REPLAY_PAGE, replay_alert_event_rows
 from sigwatch.errors import AuthError
 from sigwatch.live.events import alert_event, wire_event
 from sigwatch.live.hub import Delivery, EventTypeName, LiveClient, LiveFilters, LiveHub, Viewer
+from sigwatch.observability.metrics import LIVE_CLIENTS, LIVE_DROPPED
 
 router = APIRouter(prefix=API_PREFIX, tags=["live"])
 
@@ -67,6 +68,10 @@ def live_hub(app: Starlette) -> LiveHub:
         hub = LiveHub(runtime.bus)
         hub.start()
         app.state.live_hub = hub
+        # Read at scrape time, so the metrics cost the hub nothing per event.
+        started = hub
+        LIVE_CLIENTS.set_function(lambda: started.clients)
+        LIVE_DROPPED.set_function(lambda: started.dropped)
     return hub
 
 
