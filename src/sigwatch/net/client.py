@@ -152,23 +152,9 @@ class OutboundClient:
             raise
         except SigwatchError:
             raise
-        except (TimeoutError, httpx.TimeoutException):
-            log.debug("outbound request failed", method="POST", url=shown, error="timeout")
-            raise FetchError(
-                f"timed out after {self.timeout_s:g}s posting to {shown}: the receiver is slow "
-                "or unreachable; it should answer quickly and do slow work afterwards"
-            ) from None
-        except httpx.ConnectError as exc:
-            log.debug("outbound request failed", method="POST", url=shown, error="connect")
-            raise FetchError(
-                f"could not connect to {target.host} posting to {shown} ({_reason(exc)}): "
-                "check the host name and that the receiver is up"
-            ) from None
-        except httpx.HTTPError as exc:
-            log.debug("outbound request failed", method="POST", url=shown, error=type(exc).__name__)
-            raise FetchError(
-                f"network error posting to {shown} ({_reason(exc)}): the receiver sent a broken "
-                "answer or closed the connection"
+        except (TimeoutError, httpx.HTTPError) as exc:
+            raise _network_error(
+                exc, method="POST", shown=shown, host=target.host, timeout_s=self.timeout_s
             ) from None
 
     async def _follow(self, url: str, headers: dict[str, str]) -> FetchedResponse:
@@ -237,17 +223,9 @@ class OutboundClient:
         except httpx.TimeoutException:
             log.debug("outbound request failed", method="GET", url=shown, error="timeout")
             raise self._timeout_error(str(url)) from None
-        except httpx.ConnectError as exc:
-            log.debug("outbound request failed", method="GET", url=shown, error="connect")
-            raise FetchError(
-                f"could not connect to {url.host} fetching {shown} ({_reason(exc)}): "
-                "check the host name and that the server is up"
-            ) from None
         except httpx.HTTPError as exc:
-            log.debug("outbound request failed", method="GET", url=shown, error=type(exc).__name__)
-            raise FetchError(
-                f"network error fetching {shown} ({_reason(exc)}): the server sent a broken "
-                "answer or closed the connection; sigwatch tries again at the next poll"
+            raise _network_error(
+                exc, method="GET", shown=shown, host=url.host, timeout_s=self.timeout_s
             ) from None
 
     async def _read_capped(self, response: httpx.Response, shown: str) -> bytes:
@@ -277,6 +255,32 @@ class OutboundClient:
             f"timed out after {self.timeout_s:g}s fetching {redact_url(url)}: the server is slow "
             "or unreachable; raise SIGWATCH_FETCH_TIMEOUT_S if it is merely slow"
         )
+
+
+def _network_error(
+    exc: Exception, *, method: str, shown: str, host: str, timeout_s: float
+) -> FetchError:
+    """Log a failed request and say what went wrong and what to check, for GET or POST."""
+    peer = "receiver" if method == "POST" else "server"
+    doing = f"posting to {shown}" if method == "POST" else f"fetching {shown}"
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        log.debug("outbound request failed", method=method, url=shown, error="timeout")
+        return FetchError(
+            f"timed out after {timeout_s:g}s {doing}: the {peer} is slow or unreachable; "
+            "it should answer quickly and do slow work afterwards"
+        )
+    if isinstance(exc, httpx.ConnectError):
+        log.debug("outbound request failed", method=method, url=shown, error="connect")
+        return FetchError(
+            f"could not connect to {host} {doing} ({_reason(exc)}): check the host name and "
+            f"that the {peer} is up"
+        )
+    log.debug("outbound request failed", method=method, url=shown, error=type(exc).__name__)
+    retry = "" if method == "POST" else "; sigwatch tries again at the next poll"
+    return FetchError(
+        f"network error {doing} ({_reason(exc)}): the {peer} sent a broken answer or closed "
+        f"the connection{retry}"
+    )
 
 
 def _checked_url(url: str | httpx.URL) -> httpx.URL:
