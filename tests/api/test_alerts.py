@@ -66,6 +66,7 @@ async def test_one_story_on_two_sources_is_one_corroborated_alert(client, accoun
     first = detail["evidence"][0]
     assert first["features"] and first["spans"]
     assert any(span["kind"] == "entity" for span in first["spans"])
+    assert isinstance(first["sentiment"], float)  # every stored post is scored
     assert [h["action"] for h in detail["history"]] == ["created", "corroborated"]
 
 

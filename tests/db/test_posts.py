@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sigwatch.db.models import Source
-from sigwatch.db.posts import count_posts, list_posts, store_posts
+from sigwatch.db.posts import list_posts, store_posts
+from sigwatch.db.sources import count_posts
 from sigwatch.errors import InvalidInput
 from sigwatch.sources.base import CollectedPost
 
@@ -38,7 +39,7 @@ async def test_store_reports_new_posts_and_repolled_posts_are_not_stored_twice(s
     again = await store(sessions, source_id, [post(1), post(2), post(3), post(4)])
     assert len(again.new_ids) == 1 and again.updated_ids == [] and again.unchanged == 3
     async with sessions() as session:
-        assert await count_posts(session, source_id=source_id) == 4
+        assert await count_posts(session, [source_id]) == {source_id: 4}
 
 
 async def test_changed_post_is_updated_in_place(sessions, source_id):

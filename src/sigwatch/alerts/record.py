@@ -86,8 +86,11 @@ async def detect_and_record(
     for post in posts:
         given = post_input(post, source_name)
         text = analysed_text(given)
-        post.sentiment = round(sentiment_score(text), 4)
-        for detection in detect(given, detector.index):
+        detections = detect(given, detector.index)
+        # The detector already scored the sentiment of a post it detected something in.
+        score = detections[0].sentiment if detections else sentiment_score(text)
+        post.sentiment = round(score, 4)
+        for detection in detections:
             if detection.confidence >= detector.index.threshold(detection.event, min_confidence):
                 records.append(_record(post, detection, detector, text))
     # Concurrent polls may report the same story; lock each story, in one order, before looking.

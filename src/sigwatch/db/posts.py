@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, literal_column, or_, select, text
+from sqlalchemy import Select, and_, literal_column, or_, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -324,11 +324,3 @@ async def get_posts_by_ids(session: AsyncSession, post_ids: Sequence[int]) -> li
         return []
     rows = await session.scalars(select(Post).where(Post.id.in_(post_ids)).order_by(Post.id))
     return list(rows.all())
-
-
-async def count_posts(session: AsyncSession, *, source_id: int | None = None) -> int:
-    """How many posts are stored, in all or for one source."""
-    statement = select(func.count()).select_from(Post)
-    if source_id is not None:
-        statement = statement.where(Post.source_id == source_id)
-    return int((await session.scalar(statement)) or 0)
