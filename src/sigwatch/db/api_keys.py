@@ -13,7 +13,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from sigwatch.auth import generate_api_key
 from sigwatch.db.models import ApiKey, User
-from sigwatch.db.pagination import MAX_INT_ID, Page, decode_id_cursor, encode_cursor
+from sigwatch.db.pagination import MAX_INT_ID, Page, decode_id_cursor, fetch_id_page
 from sigwatch.db.types import utcnow
 from sigwatch.errors import InvalidInput, NotFound
 
@@ -64,9 +64,7 @@ async def list_api_keys(
         stmt = stmt.where(ApiKey.user_id == owner_id)
     if cursor is not None:
         stmt = stmt.where(ApiKey.id > decode_id_cursor(cursor))
-    rows = list(await session.scalars(stmt))
-    items = rows[:limit]
-    return Page(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
+    return await fetch_id_page(session, stmt, limit)
 
 
 async def revoke_api_key(session: AsyncSession, key_id: int, *, owner_id: int | None) -> ApiKey:

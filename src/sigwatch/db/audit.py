@@ -11,7 +11,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.models import AuditLog, Base, User
-from sigwatch.db.pagination import MAX_BIGINT_ID, Page, decode_id_cursor, encode_cursor
+from sigwatch.db.pagination import MAX_BIGINT_ID, Page, decode_id_cursor, fetch_id_page
 from sigwatch.errors import InvalidInput
 
 #: Columns never copied into the audit trail, whatever the object.
@@ -89,6 +89,4 @@ async def list_audit(
         stmt = stmt.where(AuditLog.object_id == str(object_id))
     if cursor is not None:
         stmt = stmt.where(AuditLog.id < decode_id_cursor(cursor, MAX_BIGINT_ID))
-    rows = list(await session.scalars(stmt))
-    items = rows[:limit]
-    return Page(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
+    return await fetch_id_page(session, stmt, limit)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.models import Channel
-from sigwatch.db.pagination import MAX_INT_ID, Page, decode_id_cursor, encode_cursor
+from sigwatch.db.pagination import MAX_INT_ID, Page, decode_id_cursor, fetch_id_page
 from sigwatch.db.subscriptions import forget_channel
 from sigwatch.delivery.channels.registry import (
     CHANNEL_KINDS,
@@ -98,9 +98,7 @@ async def list_channels(
         stmt = stmt.where(Channel.enabled.is_(enabled))
     if cursor is not None:
         stmt = stmt.where(Channel.id > decode_id_cursor(cursor))
-    rows = list(await session.scalars(stmt))
-    items = rows[:limit]
-    return Page(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
+    return await fetch_id_page(session, stmt, limit)
 
 
 async def update_channel(

@@ -14,7 +14,7 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.models import Channel, Delivery
-from sigwatch.db.pagination import MAX_BIGINT_ID, Page, decode_id_cursor, encode_cursor
+from sigwatch.db.pagination import MAX_BIGINT_ID, Page, decode_id_cursor, fetch_id_page
 from sigwatch.db.types import utcnow
 from sigwatch.errors import Conflict, InvalidInput, NotFound
 
@@ -70,9 +70,7 @@ async def list_deliveries(
         stmt = stmt.where(Delivery.alert_id == alert_id)
     if cursor is not None:
         stmt = stmt.where(Delivery.id < decode_id_cursor(cursor, MAX_BIGINT_ID))
-    rows = list(await session.scalars(stmt))
-    items = rows[:limit]
-    return Page(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
+    return await fetch_id_page(session, stmt, limit)
 
 
 async def requeue_deliveries(

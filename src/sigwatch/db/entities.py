@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.models import Entity
-from sigwatch.db.pagination import MAX_INT_ID, Page, decode_id_cursor, encode_cursor
+from sigwatch.db.pagination import MAX_INT_ID, Page, decode_id_cursor, fetch_id_page
 from sigwatch.errors import Conflict, InvalidInput, NotFound
 
 #: The list-of-strings fields of an entity: the names it goes by in posts.
@@ -72,9 +72,7 @@ async def list_entities(
         stmt = stmt.where(func.lower(Entity.name).contains(q.lower(), autoescape=True))
     if cursor is not None:
         stmt = stmt.where(Entity.id > decode_id_cursor(cursor))
-    rows = list(await session.scalars(stmt))
-    items = rows[:limit]
-    return Page(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
+    return await fetch_id_page(session, stmt, limit)
 
 
 async def update_entity(

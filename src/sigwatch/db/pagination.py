@@ -7,6 +7,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from sigwatch.errors import InvalidInput
 
 #: The largest id of an INTEGER key, and of a BIGINT one.
@@ -48,3 +51,10 @@ def decode_id_cursor(cursor: str, max_id: int = MAX_INT_ID) -> int:
     if type(value) is not int or not 0 <= value <= max_id:
         raise InvalidInput("cursor", "not a cursor returned by this API")
     return value
+
+
+async def fetch_id_page(session: AsyncSession, statement: Select[Any], limit: int) -> Page[Any]:
+    """Run ``statement`` (ordered by id and limited to ``limit + 1``) as one keyset page."""
+    rows = list(await session.scalars(statement))
+    items = rows[:limit]
+    return Page(items, encode_cursor(items[-1].id) if len(rows) > limit else None)

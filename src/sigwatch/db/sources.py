@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.models import Post, Source
-from sigwatch.db.pagination import MAX_INT_ID, Page, decode_id_cursor, encode_cursor
+from sigwatch.db.pagination import MAX_INT_ID, Page, decode_id_cursor, fetch_id_page
 from sigwatch.db.types import utcnow
 from sigwatch.errors import InvalidInput, NotFound
 from sigwatch.sources.registry import SOURCE_KINDS, validate_config
@@ -81,9 +81,7 @@ async def list_sources(
         stmt = stmt.where(Source.enabled.is_(enabled))
     if cursor is not None:
         stmt = stmt.where(Source.id > decode_id_cursor(cursor))
-    rows = list(await session.scalars(stmt))
-    items = rows[:limit]
-    return Page(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
+    return await fetch_id_page(session, stmt, limit)
 
 
 async def iter_sources(

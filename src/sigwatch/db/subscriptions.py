@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.models import Channel, Silence, Source, Subscription
-from sigwatch.db.pagination import MAX_INT_ID, Page, decode_id_cursor, encode_cursor
+from sigwatch.db.pagination import MAX_INT_ID, Page, decode_id_cursor, fetch_id_page
 from sigwatch.db.types import utcnow
 from sigwatch.detect.events import EVENT_TYPES, URGENCIES
 from sigwatch.errors import InvalidInput, NotFound
@@ -99,9 +99,7 @@ async def list_subscriptions(
         stmt = stmt.where(Subscription.enabled.is_(enabled))
     if cursor is not None:
         stmt = stmt.where(Subscription.id > decode_id_cursor(cursor))
-    rows = list(await session.scalars(stmt))
-    items = rows[:limit]
-    return Page(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
+    return await fetch_id_page(session, stmt, limit)
 
 
 async def update_subscription(
@@ -294,9 +292,7 @@ async def list_silences(
         stmt = stmt.where(Silence.until > (now or utcnow()))
     if cursor is not None:
         stmt = stmt.where(Silence.id > decode_id_cursor(cursor))
-    rows = list(await session.scalars(stmt))
-    items = rows[:limit]
-    return Page(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
+    return await fetch_id_page(session, stmt, limit)
 
 
 async def delete_silence(

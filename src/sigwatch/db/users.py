@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.models import User
-from sigwatch.db.pagination import MAX_INT_ID, Page, decode_id_cursor, encode_cursor
+from sigwatch.db.pagination import MAX_INT_ID, Page, decode_id_cursor, fetch_id_page
 from sigwatch.errors import Conflict, InvalidInput, NotFound
 
 ROLES = ("admin", "user")
@@ -80,9 +80,7 @@ async def list_users(
     stmt = select(User).order_by(User.id).limit(limit + 1)
     if cursor is not None:
         stmt = stmt.where(User.id > decode_id_cursor(cursor))
-    rows = list(await session.scalars(stmt))
-    items = rows[:limit]
-    return Page(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
+    return await fetch_id_page(session, stmt, limit)
 
 
 async def update_user(session: AsyncSession, user_id: int, changes: Mapping[str, Any]) -> User:
