@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from feedbuilder import rss_feed
 from sigwatch.auth import hash_api_key
 from sigwatch.cli import app
-from sigwatch.config import load_settings
+from sigwatch.config import ensure_secret_key, load_settings
 from sigwatch.db.api_keys import find_api_key
 from sigwatch.db.audit import list_audit
 from sigwatch.db.engine import create_engine, session_factory
@@ -45,15 +45,18 @@ def sigwatch(data_dir: Path):
     return run
 
 
-def test_db_upgrade_creates_the_database_and_a_private_secret_key(sigwatch, data_dir):
+def test_db_upgrade_creates_the_database(sigwatch, data_dir):
     result = sigwatch("db", "upgrade")
     assert result.exit_code == 0, result.output
     assert (data_dir / "sigwatch.db").exists()
+
+
+def test_secret_key_is_generated_once_and_private(data_dir):
+    settings = load_settings(data_dir=data_dir)
+    first = ensure_secret_key(settings)
     key_file = data_dir / "secret_key"
-    sigwatch("user", "create", "root", "--admin", "--password-stdin", input="longpassword\n")
-    # The key is made on first need (user commands do not need it; the API does).
-    if key_file.exists():
-        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert ensure_secret_key(settings) == first and len(first) >= 32
 
 
 def test_config_show_masks_secrets(sigwatch):
