@@ -150,6 +150,12 @@ async def test_detect_says_what_would_fire_and_why(client, accounts, story):
         ("Helix Network", "airdrop", True)
     ]
     assert detections[0]["features"] and detections[0]["spans"]
+    grim = await client.post(
+        "/api/v1/detect",
+        json={"text": "Terrible hack, funds stolen, users furious"},
+        headers=accounts.alice.headers,
+    )
+    assert grim.json()["detections"] == [] and grim.json()["sentiment"] < -0.5
     empty = await client.post("/api/v1/detect", json={"text": ""}, headers=accounts.alice.headers)
     assert empty.status_code == 422
 

@@ -87,9 +87,7 @@ async def detect_and_record(
         given = post_input(post, source_name)
         text = analysed_text(given)
         detections = detect(given, detector.index)
-        # The detector already scored the sentiment of a post it detected something in.
-        score = detections[0].sentiment if detections else sentiment_score(text)
-        post.sentiment = round(score, 4)
+        post.sentiment = sentiment_score(text)
         for detection in detections:
             if detection.confidence >= detector.index.threshold(detection.event, min_confidence):
                 records.append(_record(post, detection, detector, text))

@@ -105,13 +105,13 @@ class DetectionOut(RequestModel):
     spans: list[dict[str, Any]]
     features: dict[str, float]
     trade: dict[str, Any] | None
-    sentiment: float
 
 
 class DetectResponse(RequestModel):
-    """Every detection of the text, and the threshold it was judged against."""
+    """Every detection of the text, the threshold it was judged against, the text's sentiment."""
 
     min_confidence: float
+    sentiment: float
     detections: list[DetectionOut]
 
 

@@ -13,6 +13,7 @@ from sigwatch.detect.detector import (
     DetectionIndex,
     PostInput,
     Span,
+    analysed_text,
     build_index,
     detect,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "TradeCall",
     "Watchlist",
     "WatchlistError",
+    "analysed_text",
     "analyze_stream",
     "build_index",
     "detect",

@@ -6,8 +6,8 @@ keyword, and a post with no event keyword (and no trade-call words) ends there, 
 nothing but the list of hits. Only candidate posts get the expensive work, cheapest first: the trade
 call grammar, the keywords and their sentence cues, then, for a keyword that could still reach the
 report floor whatever its subject turns out to be (a question, a denial or a scam warning cannot),
-the entity case and context rules, the scoring, the time expressions, and the VADER sentiment,
-computed once per post and only when it yields a detection.
+the entity case and context rules, the scoring and the time expressions. Sentiment is not
+detection: callers score it (``sentiment.sentiment_score``) for every post they keep.
 
 For each event keyword the entities of its sentence compete to be its subject (a listing's venue
 or an airdrop's recipient is not); the subject and the entities listed with it ("A (X) and B (Y)")
@@ -48,6 +48,7 @@ from sigwatch.detect.normalize import (
     extract_urls,
     key_form,
     key_text_of,
+    scan_text_of,
     url_domain,
 )
 from sigwatch.detect.rules import (
@@ -72,7 +73,6 @@ from sigwatch.detect.scoring import (
     proximity,
     urgency,
 )
-from sigwatch.detect.sentiment import sentiment_score
 from sigwatch.detect.timeexpr import TimeExpression
 from sigwatch.detect.tradecall import TradeCall, parse_trade_call
 from sigwatch.detect.watchlist import Watchlist
@@ -161,7 +161,6 @@ class Detection:
     spans: list[Span]
     features: dict[str, float]
     trade: TradeCall | None
-    sentiment: float
 
 
 @dataclass(frozen=True)
@@ -221,32 +220,50 @@ def analysed_text(post: PostInput) -> str:
 
 
 def detect(post: PostInput, index: DetectionIndex) -> list[Detection]:
-    """Every (entity, event) the post announces with confidence >= REPORT_FLOOR, best first.
-
-    The post's sentiment (VADER) is computed only when it yields a detection.
-    """
-    # The common path, kept lean: one pass that only ORs the bit flags of what it finds (a plain
-    # loop beats reduce() over the few hits a post has), and no object built before the exit.
+    """Every (entity, event) the post announces with confidence >= REPORT_FLOOR, best first."""
+    # The common path, kept lean: one pass over the cheapest form of the text that only ORs the
+    # bit flags of what it finds (a plain loop beats reduce() over the few hits a post has), and
+    # no object built before the exit.
     raw = analysed_text(post) if post.title else post.text
-    key_text = key_text_of(raw)
     scan = index.matcher.automaton.iter
+    scan_text = scan_text_of(raw)
     mask = 0
-    for _end, value in scan(key_text):
+    for _end, value in scan(scan_text):
         mask |= value[1]
-    if not mask & _MAY_MATTER:
-        return []  # no event keyword and no trade word: most posts end here
-    trade_possible = bool(mask & _TRADE_TRIGGER) or (mask & _SIGNAL_BITS) == _SIGNAL_BITS
-    # An event needs a subject: an entity term, a pair (…USDT), or the author being an entity.
-    events_possible = bool(mask & ANY_EVENT_BITS) and (
-        bool(mask & ENTITY_BIT)
-        or any(quote in key_text for quote in _QUOTE_KEYS)
-        or _own_entity(post, index) is not None
-    )
-    if not events_possible and not trade_possible:
+    if not _may_be_candidate(mask, scan_text, post, index):
+        return []  # no event keyword with a subject, and no trade word: most posts end here
+    # A candidate is scanned again in key_text form to keep its hits (cheaper than keeping
+    # every post's), and that scan's flags are the exact ones.
+    key_text = key_text_of(raw)
+    hits = list(scan(key_text))
+    mask = 0
+    for _end, value in hits:
+        mask |= value[1]
+    if not _may_be_candidate(mask, key_text, post, index):
         return []
-    # A candidate scans again to keep its hits: cheaper than keeping every post's hits.
-    analysis = _PostAnalysis(post, NormalizedText(raw, key_text), list(scan(key_text)), index)
-    return analysis.run(mask if events_possible else 0, trade_possible)
+    analysis = _PostAnalysis(post, NormalizedText(raw, key_text), hits, index)
+    events = _events_possible(mask, key_text, post, index)
+    return analysis.run(mask if events else 0, _trade_possible(mask))
+
+
+def _may_be_candidate(mask: int, words: str, post: PostInput, index: DetectionIndex) -> bool:
+    """True when the flags found in the post's words allow a trade call or an event."""
+    if not mask & _MAY_MATTER:
+        return False
+    return _trade_possible(mask) or _events_possible(mask, words, post, index)
+
+
+def _trade_possible(mask: int) -> bool:
+    return bool(mask & _TRADE_TRIGGER) or (mask & _SIGNAL_BITS) == _SIGNAL_BITS
+
+
+def _events_possible(mask: int, words: str, post: PostInput, index: DetectionIndex) -> bool:
+    """An event needs a subject: an entity term, a pair (…USDT), or the author being an entity."""
+    if not mask & ANY_EVENT_BITS:
+        return False
+    if mask & ENTITY_BIT:
+        return True
+    return any(quote in words for quote in _QUOTE_KEYS) or _own_entity(post, index) is not None
 
 
 def _own_entity(post: PostInput, index: DetectionIndex) -> int | None:
@@ -729,7 +746,6 @@ class _PostAnalysis:
         kept = [s for s in scored if s.value >= REPORT_FLOOR]
         if not kept:
             return []
-        sentiment = sentiment_score(self.text.original)
         names = self.index.entity_names
         detections = []
         for item in sorted(kept, key=lambda s: (-s.value, EVENT_TYPES.index(s.event))):
@@ -748,7 +764,6 @@ class _PostAnalysis:
                     spans=[self._span(*span) for span in item.spans],
                     features={k: round(v, 3) for k, v in item.features.items()},
                     trade=call if item.event == "trade_call" else None,
-                    sentiment=sentiment,
                 )
             )
         return detections

@@ -6,6 +6,12 @@ every entity term, event keyword, exchange name, trade word and cue or cancellin
 Each key's value says what the key is (bit flags for a cheap "anything here?" test) and every term
 it stands for: one key can be the symbol of two entities and a keyword at the same time. Build a
 new matcher when the watchlist or the rules change; a matcher is never modified.
+
+Most posts are only pre-scanned, in ``scan_text`` form (key_text before its runs of spaces are
+collapsed, which is cheaper to make): there a key of several words may have its words two or three
+spaces apart ("Trading: from" is "trading  from"), so each entity or event key of several words
+is also added in those spellings, with the same value. They cannot match key_text, which never
+holds two spaces in a row.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ SUPPORT_BIT: Final = 1 << 17
 EVENT_BITS: Final = {event: 4 << index for index, event in enumerate(EVENT_TYPES)}
 ANY_EVENT_BITS: Final = sum(EVENT_BITS.values())
 TRADE_BITS: Final = {"action": 1 << 12, "direction": 1 << 13, "level": 1 << 14, "exit": 1 << 15}
+#: The flags that decide whether a post is a candidate: the pre-scan must see all of them.
+CANDIDATE_BITS: Final = ENTITY_BIT | ANY_EVENT_BITS | sum(TRADE_BITS.values())
 
 # How an entity form must be written in the post to count (see EntityForm.policy).
 ANY_CASE: Final = "any_case"
@@ -147,6 +155,9 @@ class Matcher:
                 key.count(" "),
             )
             automaton.add_word(f" {key} ", value)
+            if " " in key and flags & CANDIDATE_BITS:
+                for spelling in _spaced_out(key):
+                    automaton.add_word(f" {spelling} ", value)
         automaton.make_automaton()
         self.automaton: Any = automaton
         self.key_count = len(bits)
@@ -161,6 +172,15 @@ class Matcher:
     def memory_bytes(self) -> int:
         """The automaton's own estimate of its size in bytes."""
         return int(self.automaton.get_stats()["total_size"])
+
+
+def _spaced_out(key: str) -> list[str]:
+    """A key of several words with its words one, two or three spaces apart, but as written."""
+    spellings = [""]
+    for index, word in enumerate(key.split(" ")):
+        gaps = (" ", "  ", "   ") if index else ("",)
+        spellings = [f"{before}{gap}{word}" for before in spellings for gap in gaps]
+    return [spelling for spelling in spellings if spelling != key]
 
 
 def _entity_forms(entity: Entity) -> Iterable[tuple[str, str]]:

@@ -108,13 +108,22 @@ def _fold(match: re.Match[str]) -> str:
 
 def key_text_of(text: str) -> str:
     """The key_text of a text (see the module docstring), the cheap way for mostly-ASCII text."""
-    if text.isascii():
-        words = text.encode("ascii").translate(_ASCII_WORDS).decode("ascii")
-    else:
-        words = _spaced_words(text)
+    words = scan_text_of(text)
     if "  " in words:  # punctuation next to a space left a run of spaces: collapse them
         return f" {' '.join(words.split())} "
-    return f" {words.strip(' ')} "
+    return words
+
+
+def scan_text_of(text: str) -> str:
+    """key_text before its runs of spaces are collapsed: the cheapest text to pre-scan.
+
+    Every single-word key is found in it exactly as in key_text; a key of several words is found
+    unless punctuation stands between its words ("token, generation event"), which is no match
+    for an announcement phrase anyway.
+    """
+    if text.isascii():
+        return f" {text.encode('ascii').translate(_ASCII_WORDS).decode('ascii')} "
+    return f" {_spaced_words(text)} "
 
 
 def _spaced_words(text: str) -> str:

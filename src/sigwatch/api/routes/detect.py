@@ -10,7 +10,8 @@ from sigwatch.alerts.record import Detector, alert_threshold
 from sigwatch.api.alert_schemas import DetectionOut, DetectRequest, DetectResponse
 from sigwatch.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
 from sigwatch.api.routes import API_PREFIX
-from sigwatch.detect import PostInput, detect
+from sigwatch.detect import PostInput, analysed_text, detect
+from sigwatch.detect.sentiment import sentiment_score
 
 router = APIRouter(prefix=f"{API_PREFIX}/detect", tags=["detect"])
 
@@ -26,18 +27,17 @@ async def detect_text(
         if body.min_confidence is not None
         else alert_threshold(runtime.settings)
     )
-    found = detect(
-        PostInput(
-            id="request",
-            text=body.text,
-            title=body.title,
-            author=body.author,
-            published=body.published,
-        ),
-        detector.index,
+    post = PostInput(
+        id="request",
+        text=body.text,
+        title=body.title,
+        author=body.author,
+        published=body.published,
     )
+    found = detect(post, detector.index)
     return DetectResponse(
         min_confidence=threshold,
+        sentiment=sentiment_score(analysed_text(post)),
         detections=[
             DetectionOut(
                 entity=item.entity,
@@ -49,7 +49,6 @@ async def detect_text(
                 spans=[dataclasses.asdict(span) for span in item.spans],
                 features=dict(item.features),
                 trade=dataclasses.asdict(item.trade) if item.trade else None,
-                sentiment=item.sentiment,
             )
             for item in found
         ],
