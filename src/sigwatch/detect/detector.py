@@ -45,9 +45,9 @@ from sigwatch.detect.mentions import (
 )
 from sigwatch.detect.normalize import (
     NormalizedText,
+    collapse_spaces,
     extract_urls,
     key_form,
-    key_text_of,
     scan_text_of,
     url_domain,
 )
@@ -124,7 +124,7 @@ BOUNDED_POSITIVES: Final = frozenset(
 _PRICE_LED_EVENTS: Final = frozenset(("tge", "airdrop", "listing", "mainnet", "unlock"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PostInput:
     """What the detector reads of a post."""
 
@@ -163,7 +163,7 @@ class Detection:
     trade: TradeCall | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DetectionIndex:
     """A watchlist compiled for detection: automaton, rules, lookups. Build with build_index."""
 
@@ -230,11 +230,11 @@ def detect(post: PostInput, index: DetectionIndex) -> list[Detection]:
     mask = 0
     for _end, value in scan(scan_text):
         mask |= value[1]
-    if not _may_be_candidate(mask, scan_text, post, index):
+    if not mask & _MAY_MATTER or not _may_be_candidate(mask, scan_text, post, index):
         return []  # no event keyword with a subject, and no trade word: most posts end here
     # A candidate is scanned again in key_text form to keep its hits (cheaper than keeping
     # every post's), and that scan's flags are the exact ones.
-    key_text = key_text_of(raw)
+    key_text = collapse_spaces(scan_text)
     hits = list(scan(key_text))
     mask = 0
     for _end, value in hits:

@@ -108,10 +108,14 @@ def _fold(match: re.Match[str]) -> str:
 
 def key_text_of(text: str) -> str:
     """The key_text of a text (see the module docstring), the cheap way for mostly-ASCII text."""
-    words = scan_text_of(text)
-    if "  " in words:  # punctuation next to a space left a run of spaces: collapse them
-        return f" {' '.join(words.split())} "
-    return words
+    return collapse_spaces(scan_text_of(text))
+
+
+def collapse_spaces(scan_text: str) -> str:
+    """key_text from scan_text: each run of spaces made one."""
+    if "  " in scan_text:  # punctuation next to a space left a run of spaces
+        return f" {' '.join(scan_text.split())} "
+    return scan_text
 
 
 def scan_text_of(text: str) -> str:
