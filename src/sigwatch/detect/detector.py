@@ -46,7 +46,6 @@ from sigwatch.detect.mentions import (
 from sigwatch.detect.normalize import (
     NormalizedText,
     collapse_spaces,
-    extract_urls,
     key_form,
     scan_text_of,
     url_domain,
@@ -284,6 +283,7 @@ class _Anchor:
     sentence: Sentence | None = None
     cues: list[Cue] = field(default_factory=list)  # general cues, unless inside the subject
     cancels: list[Cue] = field(default_factory=list)  # a price-led "%" and the event's cancels
+    bound: float = 1.0  # the best confidence any subject could reach (see _may_reach_floor)
 
 
 @dataclass
@@ -357,9 +357,13 @@ class _PostAnalysis:
         )
         best: dict[tuple[int, str], _Scored] = {}
         for anchor in hopeful:
-            for scored in self._score_anchor(anchor):
-                key = (scored.entity, scored.event)
-                if key not in best or scored.value > best[key].value:
+            for mention, role, distance, how in self._subjects_of(anchor):
+                key = (mention.entity, anchor.event)
+                known = best.get(key)
+                if known is not None and known.value >= anchor.bound:
+                    continue  # this keyword cannot do better for the entity than one before it
+                scored = self._score(anchor, mention, role, distance, how)
+                if known is None or scored.value > known.value:
                     best[key] = scored
         return self._finish(list(best.values()), None)
 
@@ -610,7 +614,8 @@ class _PostAnalysis:
                 counted.add(name)
                 bound += CUES["price"][2] if name == "price" else CANCEL
         # confidence() rounds to three places: keep a margin so a rounded-up score is kept
-        return bound + 0.001 >= REPORT_FLOOR
+        anchor.bound = bound + 0.001
+        return anchor.bound >= REPORT_FLOOR
 
     def _maybe_in_subject(self, cue: Cue, anchor: _Anchor) -> bool:
         """True when some subject's span could hold the cue (so it may not count against it)."""
@@ -621,7 +626,8 @@ class _PostAnalysis:
             return True
         return any(start <= cue.start < end for start, end in self.entity_spans)
 
-    def _score_anchor(self, anchor: _Anchor) -> list[_Scored]:
+    def _subjects_of(self, anchor: _Anchor) -> list[tuple[EntityMention, bool, int, str]]:
+        """The anchor's subjects: (mention, in another role, distance, how it was found)."""
         sentence = anchor.sentence
         assert sentence is not None
         mentions, how = self._candidates(anchor, sentence)
@@ -629,21 +635,17 @@ class _PostAnalysis:
             return []
         kept = self._role_filter(anchor.event, mentions, sentence)
         return [
-            self._score(anchor, sentence, mention, role, distance, how)
+            (mention, role, distance, how)
             for mention, role, distance in self._subjects(anchor.event, kept, anchor)
         ]
 
     def _score(
-        self,
-        anchor: _Anchor,
-        sentence: Sentence,
-        mention: EntityMention,
-        role: bool,
-        distance: int,
-        how: str,
+        self, anchor: _Anchor, mention: EntityMention, role: bool, distance: int, how: str
     ) -> _Scored:
         event = anchor.event
         hit = anchor.hit
+        sentence = anchor.sentence
+        assert sentence is not None
         features: dict[str, float] = {
             "keyword": TIER_WEIGHTS[anchor.tier],
             "entity_match": round(ENTITY_WEIGHT * mention.strength, 3),
@@ -697,11 +699,8 @@ class _PostAnalysis:
     def _linked_entities(self) -> frozenset[int]:
         """The entities whose own site the post links to."""
         if self.linked is None:
-            folded = self.text.folded
             lookup = self.index.domain_lookup
-            domains = (
-                {url_domain(url) for _, _, url in extract_urls(folded)} if "." in folded else ()
-            )
+            domains = {url_domain(url) for _, _, url in self.text.urls}
             self.linked = frozenset(lookup[d] for d in domains if d in lookup)
         return self.linked
 

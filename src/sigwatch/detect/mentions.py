@@ -31,7 +31,7 @@ from sigwatch.detect.matcher import (
     EntityForm,
     KeyValue,
 )
-from sigwatch.detect.normalize import NormalizedText, extract_urls, key_form
+from sigwatch.detect.normalize import NormalizedText, key_form
 from sigwatch.detect.rules import SYMBOL_CONTEXT_WORDS
 from sigwatch.detect.tradecall import find_pairs
 from sigwatch.detect.watchlist import Entity
@@ -116,7 +116,7 @@ def resolve_mentions(
 ) -> list[EntityMention]:
     """The entity mentions among the hits, plus pairs, longest first where they overlap."""
     folded = text.folded
-    urls = [(start, end) for start, end, _ in extract_urls(folded)] if "." in folded else []
+    urls = [(start, end) for start, end, _ in text.urls]
     if words is None:
         words = text.key_text.split()
     shouting: list[bool] = []  # computed on first need

@@ -164,7 +164,9 @@ _ASCII_BYTES: Final = bytes(range(128))
 class NormalizedText:
     """A post's text in the three forms matching needs, with offset maps computed on demand."""
 
-    __slots__ = ("original", "folded", "key_text", "_to_original", "_key_starts", "_key_folded")
+    __slots__ = (
+        "original", "folded", "key_text", "_to_original", "_key_starts", "_key_folded", "_urls",
+    )  # fmt: skip
 
     def __init__(self, original: str, key_text: str | None = None) -> None:
         self.original = original
@@ -173,6 +175,14 @@ class NormalizedText:
         self._to_original: list[int] | None = None
         self._key_starts: list[int] | None = None
         self._key_folded: list[int] | None = None
+        self._urls: list[tuple[int, int, str]] | None = None
+
+    @property
+    def urls(self) -> list[tuple[int, int, str]]:
+        """Every URL in the folded text as (start, end, url)."""
+        if self._urls is None:
+            self._urls = extract_urls(self.folded)
+        return self._urls
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """The original-text offsets of the folded slice [start, end)."""
@@ -269,6 +279,8 @@ _HASHTAG: Final = re.compile(r"(?<![\w#])#([A-Za-z][A-Za-z0-9_]{0,29})\b")
 
 def extract_urls(text: str) -> list[tuple[int, int, str]]:
     """Every URL in the text as (start, end, url)."""
+    if "://" not in text and "www." not in text.lower():
+        return []  # a URL starts with "…://" or "www." in any case: most texts have neither
     return [(m.start(), m.end(), m.group(0)) for m in _URL.finditer(text)]
 
 

@@ -124,12 +124,14 @@ def base_symbol(pair: str) -> str:
 def find_pairs(text: str) -> list[tuple[int, int, str]]:
     """Every trading pair in the text as (start, end of the base coin, base upper case)."""
     found: list[tuple[int, int, str]] = []
-    for match in _PAIR_SPLIT.finditer(text):
+    # each pattern tries every position of the text: run it only when the text has what it needs
+    split = "/" in text or "_" in text or "-" in text
+    for match in _PAIR_SPLIT.finditer(text) if split else ():
         base = match["base"]
         if base.upper() in _NOT_TICKERS or base.isdigit():
             continue
         found.append((match.start("base"), match.end("base"), base.upper()))
-    for match in _PAIR_JOINED.finditer(text):
+    for match in _PAIR_JOINED.finditer(text) if "USD" in text or "PERP" in text else ():
         if any(start <= match.start("base") < end for start, end, _ in found):
             continue
         base = match["base"]
