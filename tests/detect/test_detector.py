@@ -61,6 +61,8 @@ def test_each_event_type_is_detected(index, text, expected):
         "Celestia testnet goes live for developers",  # a testnet
         "Safe lock-up extended: tokens locked for 3 years with a 1 year cliff",  # lock-up terms
         "STC? nah, still holding my SPY calls, 100% now",  # chatter, not an order
+        "Happy third anniversary of the Celestia mainnet launch!",  # remembering a launch
+        "The Arbitrum airdrop last year changed how we think about communities",  # a past event
     ],
 )
 def test_look_alike_texts_do_not_fire(index, text):
@@ -93,6 +95,14 @@ def test_crypto_signal_pair_maps_to_the_base_entity(index):
 
 def test_an_unwatched_ticker_trade_call_names_the_ticker(index):
     assert fired(index, "BTO $pltr 4/4 90c @ 1.05") == {("PLTR", "trade_call")}
+
+
+@pytest.mark.parametrize("quantity", ["1/3", "10", "25%", "2x", "half"])
+def test_an_options_call_may_give_its_quantity_before_the_ticker(index, quantity):
+    text = f"STC {quantity} TSLA 250c 6/21 @ 4.10"
+    (detection,) = detect(PostInput("p", text, published=PUBLISHED), index)
+    assert (detection.entity, detection.event) == ("TSLA", "trade_call")
+    assert detection.trade is not None and detection.trade.strike == 250.0
 
 
 def test_a_short_symbol_counts_only_with_context(index):

@@ -241,7 +241,10 @@ CUES: Final[Mapping[str, tuple[tuple[str, ...], str, float]]] = {
     # a long-past event or a record against history, wherever it is said: "in the first month
     # of its TGE 8 years ago", "the largest airdrop in history"
     "past": (
-        ("years ago", "year ago", "months ago", "month ago", "weeks ago", "in history"),
+        (
+            "years ago", "year ago", "months ago", "month ago", "weeks ago", "in history",
+            "last year", "anniversary", "anniversaries",
+        ),
         "sentence",
         -0.45,
     ),

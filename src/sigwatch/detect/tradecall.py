@@ -35,7 +35,9 @@ _NOT_TICKERS: Final = frozenset(
 _NUMBER = r"\$?\s*(\d+(?:[.,]\d+)?|\.\d+)\s*\$?"
 _OPTIONS_LINE = re.compile(
     r"^[^\w$#]*(?:@\w+[\s,:]+)*(?P<action>BTO|STC|STO|BTC|AVG)\b[\s:\-]*"
-    r"(?:(?:half|all|some|more|rest|remaining|another|few|the|a)\s+)*(?P<tag>[$#]?)"
+    # a quantity may come first: "half", "1/2", "10", "25%", "2x"
+    r"(?:(?:half|all|some|more|rest|remaining|another|few|the|a|\d+/\d+|\d+%?|\d+x)\s+)*"
+    r"(?P<tag>[$#]?)"
     r"(?P<ticker>[A-Za-z]{1,6})\b(?P<rest>.*)$",
     re.IGNORECASE,
 )
