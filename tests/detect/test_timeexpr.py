@@ -72,3 +72,43 @@ def test_live_is_critical_and_unknown_time_is_medium():
     assert urgency(None, None, live=False) == "medium"
     (today,) = find_time_expressions("today", PUBLISHED + timedelta(hours=1))
     assert urgency(today, PUBLISHED + timedelta(hours=1), live=False) == "high"
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Mainnet goes live on FRIDAY", [("on FRIDAY", datetime(2025, 11, 28, tzinfo=UTC))]),
+        (
+            "Unlock Dec. 3 at 14:00 UTC",
+            [("Dec. 3 at 14:00 UTC", datetime(2025, 12, 3, 14, tzinfo=UTC))],
+        ),
+        ("Snapshot: 9 a.m. PST", [("9 a.m. PST", datetime(2025, 11, 25, 17, tzinfo=UTC))]),
+        ("claim by 5PM EST", [("5PM EST", datetime(2025, 11, 25, 22, tzinfo=UTC))]),
+        ("TGE in ２ hours", [("in ２ hours", datetime(2025, 11, 25, 12, tzinfo=UTC))]),
+        ("Token sale ends Jan2026", [("Jan2026", datetime(2026, 1, 1, tzinfo=UTC))]),
+        ("TGE: Aprİl 5", [("Aprİl 5", datetime(2026, 4, 5, tzinfo=UTC))]),
+        ("Roadmap — 1st quarter 2026 🚀", [("1st quarter 2026", datetime(2026, 1, 1, tzinfo=UTC))]),
+        ("H2 2026 roadmap", [("H2 2026", datetime(2026, 7, 1, tzinfo=UTC))]),
+        ("Листинг 12 March 2026", [("12 March 2026", datetime(2026, 3, 12, tzinfo=UTC))]),
+        (
+            "bitcoin mainnet within the next few days",
+            [("within the next few days", datetime(2025, 11, 28, 10, tzinfo=UTC))],
+        ),
+        (
+            "Listing tomorrow 🚀 at 10:00 KST",
+            [
+                ("tomorrow", datetime(2025, 11, 26, tzinfo=UTC)),
+                ("10:00 KST", datetime(2025, 11, 26, 1, tzinfo=UTC)),
+            ],
+        ),
+        (
+            "deposits close at 2025-12-06 08:00 UTC",
+            [("2025-12-06 08:00 UTC", datetime(2025, 12, 6, 8, tzinfo=UTC))],
+        ),
+        ("TGE next wee\u212a", [("next wee\u212a", datetime(2025, 12, 1, tzinfo=UTC))]),  # Kelvin
+        ("1MARCH 30TH, q1_2026", []),
+    ],
+)
+def test_the_word_gates_let_through_every_form_the_patterns_match(text, found):
+    """Case, dots, digits glued to words, non-ASCII digits, letters and scripts."""
+    assert [(t.text, t.when) for t in find_time_expressions(text, PUBLISHED)] == found

@@ -47,11 +47,6 @@ _UNDATED_DATE_WORDS: Final = (
 )  # fmt: skip
 # A clause break: a comma, semicolon, bar or dash, or a hyphen between spaces.
 _CLAUSE_BREAK_CHARS: Final = re.compile(r"[,;|–—-]")
-_MAYBE_TIME: Final = re.compile(
-    r"(?i)\d|\b(?:today|tonight|tomorrow|next|this week|this weekend|this month|quarter|jan|feb"
-    r"|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|monday|tuesday|wednesday|thursday|friday|saturday"
-    r"|sunday|an? (?:hour|day|week)|one|two|three|few)"
-)
 _PERCENT: Final = re.compile(r"\d\s?%")
 
 
@@ -293,12 +288,7 @@ class Evidence:
     def times(self) -> list[TimeExpression]:
         """Time expressions resolved against the publication time."""
         if self._times is None:
-            folded = self.text.folded
-            # cheap tests first (a digit, then the words of a time): most other texts name none
-            if _DIGIT.search(folded) is None and _MAYBE_TIME.search(folded) is None:
-                self._times = []
-            else:
-                self._times = find_time_expressions(folded, self.published)
+            self._times = find_time_expressions(self.text.folded, self.published)
         return self._times
 
     def times_in(self, sentence: Sentence) -> list[TimeExpression]:

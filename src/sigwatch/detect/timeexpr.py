@@ -88,18 +88,77 @@ _TIME = re.compile(
     _F,
 )
 
-# Words without which a pattern family cannot match (see find_time_expressions).
-_MONTH_WORD: Final = re.compile(
-    r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
-    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)(?![a-z])"
+# Gates. Each family of patterns runs only when the text has what every one of its matches needs,
+# and from the first place one could begin (a case-insensitive scan costs microseconds per text,
+# most texts name no time). The text is read once as runs of ASCII letters (_letters) and the runs
+# that are gate words are picked out with one set intersection. A gate is exact, never skipping a
+# match, because each word a pattern needs is a whole run:
+# - the patterns begin those words at \b, \s or "-" and end them at \b, \s, "." or (?![a-z]),
+#   so never next to an ASCII letter nor to one of the four non-ASCII letters below;
+# - under IGNORECASE a pattern letter matches its capital and only these four non-ASCII letters
+#   (checked over all code points), which are read as the letter they match;
+# - every other character separates runs, digits too: "Jan2025" (a _MONTH_YEAR match) has "jan".
+_CASE_ODDITIES: Final = (("\u0130", "i"), ("\u0131", "i"), ("\u017f", "s"), ("\u212a", "k"))
+# ASCII letters lower-cased; ASCII digits and the bytes of non-ASCII characters (which include
+# every other digit) as tabs; everything else as spaces. Both tabs and spaces separate runs.
+_LETTERS: Final = bytes(
+    (code | 0x20 if chr(code).isalpha() else ord("\t") if chr(code).isdigit() else ord(" "))
+    if code < 0x80
+    else ord("\t")
+    for code in range(256)
 )
-_QUARTER_WORDS: Final = ("q1", "q2", "q3", "q4", "h1", "h2", "quarter")
-_DAY_WORDS: Final = (
-    "today", "tonight", "tomorrow", "next week", "next month", "this week", "this month", "end of"
+
+
+def _words(*words: str) -> frozenset[bytes]:
+    return frozenset(word.encode() for word in words)
+
+
+_MONTH_NAMES: Final = _words(
+    "jan", "january", "feb", "february", "mar", "march", "apr", "april", "may", "jun", "june",
+    "jul", "july", "aug", "august", "sep", "sept", "september", "oct", "october", "nov",
+    "november", "dec", "december",
 )  # fmt: skip
-# The only characters that IGNORECASE matches to an ASCII letter and str.lower does not map to it.
-_CASE_ODDITIES: Final = {0x130: "i", 0x131: "i", 0x17F: "s"}
-_AM_PM: Final = re.compile(r"\d\s*(?:am|pm|a\.m\.|p\.m\.)")
+_MONTH_ALONE_LEADS: Final = _words(  # "end" stands for "end of" and "the end of"
+    "in", "by", "during", "until", "end", "late", "early", "mid", "beginning"
+)  # fmt: skip
+_QUARTER_LETTERS: Final = _words("q", "h")  # "Q1", "H2": the digit ends the run
+_RELATIVE_LEADS: Final = _words("in", "within")
+_RELATIVE_UNITS: Final = _words(
+    "min", "mins", "minute", "minutes", "hour", "hours", "hr", "hrs", "h", "day", "days", "week",
+    "weeks", "month", "months",
+)  # fmt: skip
+_DAY_NAMES: Final = _words("today", "tonight", "tomorrow")
+_PERIODS: Final = _words("week", "weekend", "month")  # after "next", "this", "end of the"
+_PERIOD_LEADS: Final = _words("next", "this", "end")
+_DAY_WORD_LEADS: Final = _DAY_NAMES | _PERIOD_LEADS  # the words a _DAY_WORD match begins with
+_WEEKDAY_NAMES: Final = _words(*_WEEKDAYS)
+_WEEKDAY_LEADS: Final = _words("on", "next", "this", "coming")
+_GATE_WORDS: Final = (
+    _MONTH_NAMES | _MONTH_ALONE_LEADS | _QUARTER_LETTERS | _words("quarter") | _RELATIVE_LEADS
+    | _RELATIVE_UNITS | _DAY_NAMES | _PERIODS | _PERIOD_LEADS | _WEEKDAY_NAMES | _WEEKDAY_LEADS
+)  # fmt: skip
+# Every family but _ISO and _TIME needs one of these (the other gate words only lead them in).
+_ANCHORS: Final = (
+    _MONTH_NAMES | _QUARTER_LETTERS | _words("quarter") | _RELATIVE_UNITS | _DAY_NAMES | _PERIODS
+    | _WEEKDAY_NAMES
+)  # fmt: skip
+# A quarter is a letter and a digit ("Q1", "h2": no other letter matches h or q under IGNORECASE),
+# or an ordinal, blanks and "quarter" (in _LETTERS "1st" is a tab and "st", a blank a tab or space).
+_QUARTER_NUMBER: Final = re.compile(r"[hHqQ][1-4]\b")
+_ORDINAL_QUARTER: Final = re.compile(rb"(?:first|second|third|fourth|st|nd|rd|th)[\t ]++quarter")
+# An ISO date starts with "20", two digits and "-" (the _ISO pattern is case-sensitive).
+_ISO_START: Final = re.compile(r"20\d\d-")
+# A kept _TIME match has minutes (":" then two digits), or am/pm after a digit and blanks: in
+# _LETTERS a run of tabs and spaces with a tab in it, then "am", "pm", "a m" or "p m" ("9 a.m.",
+# "11amazing"). _AM_PM looks for that backwards, in the reversed bytes, so that it starts only at
+# an "m" and reads each run once (a text in another script is long runs of tabs).
+_MINUTES: Final = re.compile(r":[0-5]\d")
+_AM_PM: Final = re.compile(rb"m ?[ap] *+\t")
+# a time begins with a digit (_with_time looks for one near a date before trying _TIME)
+_DIGIT: Final = re.compile(r"\d")
+_TAB: Final = ord("\t")  # "in" and find() take a byte as an int much faster than as bytes
+_ONE_DAY: Final = timedelta(days=1)
+_ONE_SECOND: Final = timedelta(seconds=1)
 _JOINER: Final = re.compile(r"[\s,]*(?:at|@|from|,)?\s*", re.IGNORECASE)
 
 
@@ -118,77 +177,177 @@ class TimeExpression:
 def find_time_expressions(text: str, published: datetime | None) -> list[TimeExpression]:
     """Every resolvable time expression in the text, in order of position."""
     published = _as_utc(published) if published is not None else None
-    found: list[TimeExpression] = []
-    taken: list[tuple[int, int]] = []
-    # Each family of patterns runs only when the words it needs are in the text: a plain
-    # substring test is far cheaper than a case-insensitive pattern scan, and finds the same.
-    lower = text.lower() if text.isascii() else text.translate(_CASE_ODDITIES).lower()
-    months = _MONTH_WORD.search(lower) is not None
+    letters = _letters(text)
+    words = _GATE_WORDS.intersection(letters.split())
+    anchored = not words.isdisjoint(_ANCHORS)
+    iso = _ISO_START.search(text) if "-" in text else None
+    times = published is not None and _may_name_a_time(text, letters)
+    if not (anchored or iso or times):
+        return []  # _ISO and _TIME need these gates, every other family an anchor
+    # the families run in a fixed order: a match overlapping an earlier family's is dropped
+    finder = _Finder(text, letters, words)
+    if iso:
+        finder.iso_dates(iso.start())
+    if anchored:
+        finder.month_dates(published)
+        finder.quarters(published)
+        if published is not None:
+            finder.relative(published)
+            finder.day_words(published)
+            finder.weekdays(published)
+    if times and published is not None:
+        finder.times(published)
+    found = finder.found
+    if len(found) > 1:
+        found.sort(key=lambda item: item.start)
+    return found
 
-    def add(start: int, end: int, when: datetime, until: datetime, precision: str) -> None:
-        if any(start < b and a < end for a, b in taken):
+
+class _Finder:
+    """Runs the pattern families over one text and keeps their matches that do not overlap.
+
+    Each family runs only past its gate (see the comment above _CASE_ODDITIES), and from the first
+    place one of its matches could begin: finditer from there finds the same matches, as \\b and
+    look-behinds still look at the characters before that place.
+    """
+
+    __slots__ = ("text", "letters", "words", "found", "_taken")
+
+    def __init__(self, text: str, letters: bytes, words: frozenset[bytes]) -> None:
+        self.text = text
+        self.letters = letters
+        self.words = words
+        self.found: list[TimeExpression] = []
+        self._taken: list[tuple[int, int]] = []
+
+    def add(self, start: int, end: int, when: datetime, until: datetime, precision: str) -> None:
+        if any(start < b and a < end for a, b in self._taken):
             return
-        taken.append((start, end))
-        found.append(TimeExpression(start, end, text[start:end], when, until, precision))
+        self._taken.append((start, end))
+        self.found.append(TimeExpression(start, end, self.text[start:end], when, until, precision))
 
-    if "-" in text:
-        for match in _ISO.finditer(text):
+    def first(self, wanted: frozenset[bytes] | None) -> int:
+        """Where the first of the wanted words (None: the first digit) is in the text, or before.
+
+        0 unless the text is ASCII: only then are the offsets in self.letters its offsets.
+        """
+        if len(self.letters) != len(self.text):
+            return 0
+        if wanted is None:
+            return max(self.letters.find(_TAB), 0)
+        present = self.words & wanted
+        return min(map(self.letters.find, present)) if present else 0
+
+    def iso_dates(self, first: int) -> None:
+        text = self.text
+        for match in _ISO.finditer(text, first):
             day = _date(int(match["y"]), int(match["mo"]), int(match["d"]))
             if day is not None:
-                add(*_with_time(text, match.start(), match.end(), day))
-    for pattern in (_MONTH_DAY, _DAY_MONTH) if months else ():
-        for match in pattern.finditer(text):
+                self.add(*_with_time(text, match.start(), match.end(), day))
+
+    def month_dates(self, published: datetime | None) -> None:
+        text, words = self.text, self.words
+        if words.isdisjoint(_MONTH_NAMES):
+            return
+        # "Dec 3" and "3 Dec" need a digit; the one begins with the month, the other with a digit
+        scans = ((_MONTH_DAY, _MONTH_NAMES), (_DAY_MONTH, None)) if _TAB in self.letters else ()
+        for pattern, begins in scans:
+            for match in pattern.finditer(text, self.first(begins)):
+                month = _MONTHS[match["mon"][:3].lower()]
+                day_number = int(match["d"])
+                year = int(match["y"]) if match["y"] else None
+                day = _resolve_year(year, month, day_number, published)
+                if day is not None:
+                    self.add(*_with_time(text, match.start(), match.end(), day))
+        # "March 2021" needs a year, which begins with "19" or "20"
+        for match in _MONTH_YEAR.finditer(text) if "20" in text or "19" in text else ():
             month = _MONTHS[match["mon"][:3].lower()]
-            day_number = int(match["d"])
-            year = int(match["y"]) if match["y"] else None
-            day = _resolve_year(year, month, day_number, published)
-            if day is not None:
-                add(*_with_time(text, match.start(), match.end(), day))
-    for match in _MONTH_YEAR.finditer(text) if months else ():
-        month = _MONTHS[match["mon"][:3].lower()]
-        add(match.start(), match.end(), *_month_window(int(match["y"]), month, match["mod"]))
-    if published is not None and months:
+            self.add(
+                match.start(), match.end(), *_month_window(int(match["y"]), month, match["mod"])
+            )
+        if published is None or words.isdisjoint(_MONTH_ALONE_LEADS):
+            return  # "in March", "late Feb": a lead word before the month
         for match in _MONTH_ALONE.finditer(text):
             month = _MONTHS[match["mon"][:3].lower()]
             year = published.year if month >= published.month - 3 else published.year + 1
-            add(match.start(), match.end(), *_month_window(year, month, match["mod"]))
-    if any(word in lower for word in _QUARTER_WORDS):
-        for match in _QUARTER.finditer(text):
+            self.add(match.start(), match.end(), *_month_window(year, month, match["mod"]))
+
+    def quarters(self, published: datetime | None) -> None:
+        if not _may_name_a_quarter(self.text, self.letters, self.words):
+            return
+        for match in _QUARTER.finditer(self.text):
             window = _quarter_window(match, published)
             if window is not None:
-                add(match.start(), match.end(), *window)
-    if published is not None:
-        for match in _RELATIVE.finditer(text) if "in" in lower else ():
+                self.add(match.start(), match.end(), *window)
+
+    def relative(self, published: datetime) -> None:
+        if self.words.isdisjoint(_RELATIVE_UNITS) or self.words.isdisjoint(_RELATIVE_LEADS):
+            return  # "in 2 hours", "within a day": a lead word and a unit
+        for match in _RELATIVE.finditer(self.text, self.first(_RELATIVE_LEADS)):
             count = _NUMBER_WORDS.get(match["n"].lower()) or int(match["n"])
             unit = match["unit"].lower().rstrip("s")
             seconds = _UNITS.get(unit, _UNITS.get(unit[:3], 3600))
             when = published + timedelta(seconds=count * seconds)
-            add(match.start(), match.end(), when, when, "minute" if seconds < 86400 else "day")
-        for match in _DAY_WORD.finditer(text) if any(w in lower for w in _DAY_WORDS) else ():
+            self.add(match.start(), match.end(), when, when, "minute" if seconds < 86400 else "day")
+
+    def day_words(self, published: datetime) -> None:
+        words = self.words
+        if words.isdisjoint(_DAY_NAMES) and (
+            words.isdisjoint(_PERIODS) or words.isdisjoint(_PERIOD_LEADS)
+        ):
+            return  # "today", or a lead word and a period ("next week", "end of the month")
+        for match in _DAY_WORD.finditer(self.text, self.first(_DAY_WORD_LEADS)):
             start, end, when, until, precision = _day_word(match, published)
-            add(*_with_time(text, start, end, (when, until, precision)))
-        for match in _WEEKDAY.finditer(text) if "day" in lower else ():
+            self.add(*_with_time(self.text, start, end, (when, until, precision)))
+
+    def weekdays(self, published: datetime) -> None:
+        if self.words.isdisjoint(_WEEKDAY_NAMES) or self.words.isdisjoint(_WEEKDAY_LEADS):
+            return  # "on Friday": a lead word and a weekday
+        for match in _WEEKDAY.finditer(self.text, self.first(_WEEKDAY_LEADS)):
             target = _WEEKDAYS.index(match["wd"].lower())
             midnight = published.replace(hour=0, minute=0, second=0, microsecond=0)
             ahead = (target - published.weekday()) % 7 or 7
             if match["mod"].lower() == "next" and ahead < 7:
                 ahead += 7 if ahead <= 2 else 0
             when = midnight + timedelta(days=ahead)
-            add(*_with_time(text, match.start(), match.end(), (when, _day_end(when), "day")))
-        # a time of day counts with minutes and a zone, or with am/pm
-        if ":" in text or _AM_PM.search(lower) is not None:
-            for match in _TIME.finditer(text):
-                if not (match["m"] or match["ampm"]) or not (match["tz"] or match["ampm"]):
-                    continue
-                clock = _clock(match)
-                if clock is None:
-                    continue
-                when = published.replace(hour=0, minute=0, second=0, microsecond=0) + clock
-                if when < published - timedelta(hours=1):
-                    when += timedelta(days=1)
-                add(match.start(), match.end(), when, when, "minute")
-    found.sort(key=lambda item: item.start)
-    return found
+            self.add(
+                *_with_time(self.text, match.start(), match.end(), (when, _day_end(when), "day"))
+            )
+
+    def times(self, published: datetime) -> None:
+        """Times of day: they count with minutes and a zone, or with am/pm."""
+        for match in _TIME.finditer(self.text, self.first(None)):
+            if not (match["m"] or match["ampm"]) or not (match["tz"] or match["ampm"]):
+                continue
+            clock = _clock(match)
+            if clock is None:
+                continue
+            when = published.replace(hour=0, minute=0, second=0, microsecond=0) + clock
+            if when < published - timedelta(hours=1):
+                when += timedelta(days=1)
+            self.add(match.start(), match.end(), when, when, "minute")
+
+
+def _letters(text: str) -> bytes:
+    """The text's UTF-8 bytes translated by _LETTERS, with İ ı ſ K read as i i s k."""
+    if not text.isascii():
+        for odd, letter in _CASE_ODDITIES:
+            text = text.replace(odd, letter)
+    return text.encode("utf-8", "surrogatepass").translate(_LETTERS)  # even a lone surrogate
+
+
+def _may_name_a_quarter(text: str, letters: bytes, words: frozenset[bytes]) -> bool:
+    """False only when no _QUARTER match is in the text (see _QUARTER_NUMBER)."""
+    if not words.isdisjoint(_QUARTER_LETTERS) and _QUARTER_NUMBER.search(text) is not None:
+        return True
+    return b"quarter" in words and _ORDINAL_QUARTER.search(letters) is not None
+
+
+def _may_name_a_time(text: str, letters: bytes) -> bool:
+    """False only when no _TIME match in the text has minutes or am/pm (_MINUTES, _AM_PM)."""
+    if ":" in text and _MINUTES.search(text) is not None:
+        return True
+    return _TAB in letters and _AM_PM.search(letters[::-1]) is not None
 
 
 def _as_utc(moment: datetime) -> datetime:
@@ -204,7 +363,7 @@ def _date(year: int, month: int, day: int) -> tuple[datetime, datetime, str] | N
 
 
 def _day_end(when: datetime) -> datetime:
-    return when + timedelta(days=1) - timedelta(seconds=1)
+    return when + _ONE_DAY - _ONE_SECOND
 
 
 def _resolve_year(
@@ -245,14 +404,16 @@ def _with_time(
     when, until, precision = day
     if precision != "day":
         return start, end, when, until, precision
-    after = _TIME.match(text, _skip_joiners(text, end))
-    if after is not None and (after["m"] or after["ampm"]) and after.end() - end <= 24:
-        clock = _clock(after)
-        if clock is not None:
-            moment = when + clock
-            return start, after.end(), moment, moment, "minute"
+    # a time begins with a digit: none within 24 characters after or before, nothing to look at
+    if _DIGIT.search(text, end, end + 24) is not None:
+        after = _TIME.match(text, _skip_joiners(text, end))
+        if after is not None and (after["m"] or after["ampm"]) and after.end() - end <= 24:
+            clock = _clock(after)
+            if clock is not None:
+                moment = when + clock
+                return start, after.end(), moment, moment, "minute"
     window = text[max(0, start - 24) : start]
-    for before in _TIME.finditer(window):
+    for before in _TIME.finditer(window) if _DIGIT.search(window) is not None else ():
         if not (before["m"] or before["ampm"]) or window[before.end() :].strip(" ,(") not in {
             "",
             "on",
