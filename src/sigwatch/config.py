@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     refresh_token_ttl_s: int = Field(
         14 * 86400, ge=300, description="Lifetime of a JWT refresh token."
     )
+    live_recheck_s: float = Field(
+        60.0,
+        gt=0,
+        description="How often a live connection's API key or user is checked again; a token "
+        "is also checked when it expires.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Lowest log level written."
     )

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 
 from live.support import HELIX, NEBULA_A, NEBULA_B, ORION, WAIT_S
 from sigwatch.api.routes.live import live_hub
@@ -104,6 +105,23 @@ async def test_stream_receives_a_new_alert_with_its_change_id(live):
     assert event["type"] == "alert.created" and event["alert"]["entity"] == "Helix Network"
     assert "owner_ids" not in event
     await _wait_for_clients(live, 0)  # the hub forgets a client that went away
+
+
+async def test_the_stream_ends_when_its_user_is_deactivated(live):
+    live.runtime.settings = live.settings.model_copy(update={"live_recheck_s": 0.2})
+    async with stream(live, "bob") as events:
+        await _wait_for_clients(live, 1)
+        off = await live.http.patch(
+            f"/api/v1/users/{live.accounts.bob.id}",
+            json={"is_active": False},
+            headers=live.accounts.admin.headers,
+        )
+        assert off.status_code == 200, off.text
+        await _wait_for_clients(live, 0)
+        with pytest.raises(AssertionError, match="stream ended"):
+            await events.next()
+    again = await live.http.get(STREAM, headers=live.accounts.bob.headers)
+    assert again.status_code == 401
 
 
 async def test_reconnect_with_last_event_id_gets_exactly_the_missed_events(live):

@@ -6,6 +6,7 @@ import asyncio
 import json
 import secrets
 import socket
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -21,6 +22,7 @@ from live.support import (
     receive_json,
     ws_client,
 )
+from sigwatch import auth
 from sigwatch.api.routes.live import live_hub
 
 
@@ -72,6 +74,42 @@ async def test_bad_credentials_close_with_policy_violation_and_a_reason(live, qu
     assert error["type"] == "error" and error["message"]
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
     assert closed.value.rcvd.reason and len(closed.value.rcvd.reason.encode()) <= 123
+
+
+async def test_a_token_that_expires_closes_the_socket_with_a_reason(live):
+    # issued so that, with the clock leeway, it is accepted for about one more second
+    token = auth.issue_token(
+        live.runtime.secret_key,
+        user_id=live.accounts.alice.id,
+        role="user",
+        token_type="access",
+        ttl_s=10,
+        now=datetime.now(UTC) - timedelta(seconds=auth.LEEWAY_S + 9),
+    )
+    async with ws_client(live.ws_url(token=token)) as ws:
+        assert (await receive_json(ws))["type"] == "hello"
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:  # pings may come first
+                await receive_json(ws)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert "signed out" in closed.value.rcvd.reason and "expired" in closed.value.rcvd.reason
+
+
+async def test_a_revoked_api_key_closes_the_socket_at_the_next_check(live):
+    live.runtime.settings = live.settings.model_copy(update={"live_recheck_s": 0.2})
+    headers = live.accounts.bob.headers
+    made = await live.http.post("/api/v1/api-keys", json={"name": "live"}, headers=headers)
+    key = made.json()
+    async with ws_client(live.ws_url(api_key=key["key"])) as ws:
+        assert (await receive_json(ws))["type"] == "hello"
+        await no_event_within(ws, 0.5)  # checked again and still valid
+        revoked = await live.http.delete(f"/api/v1/api-keys/{key['id']}", headers=headers)
+        assert revoked.status_code == 204
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await receive_json(ws)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert "revoked" in closed.value.rcvd.reason
 
 
 async def test_subscribe_filters_by_event_and_entity(live):

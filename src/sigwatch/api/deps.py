@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Literal, cast
 
 from fastapi import Depends, Request
@@ -50,6 +51,7 @@ class Principal:
 
     user: User
     api_key: ApiKey | None = None
+    expires_at: datetime | None = None  # when the access token used expires
 
     @property
     def is_admin(self) -> bool:
@@ -116,7 +118,7 @@ async def authenticate(
         if auth.looks_like_api_key(bearer):
             return await _from_api_key(session, bearer)
         claims = auth.decode_token(runtime.secret_key, bearer, expected_type="access")
-        return Principal(await active_user(session, claims.user_id))
+        return Principal(await active_user(session, claims.user_id), expires_at=claims.expires_at)
     raise AuthError(NOT_AUTHENTICATED)
 
 

@@ -171,6 +171,7 @@ class LiveClient:
         "resumable",
         "closed_reason",
         "too_slow",
+        "signed_out",
         "_match",
         "_pending",
         "_wakeup",
@@ -186,6 +187,8 @@ class LiveClient:
         #: Why the connection should end, once it should (dropped, or the server stopping).
         self.closed_reason: str | None = None
         self.too_slow = False
+        #: True when its credentials stopped holding (expired, revoked, user deactivated).
+        self.signed_out = False
         self._pending: deque[Delivery] = deque()
         self._wakeup = asyncio.Event()
         self.filters = filters

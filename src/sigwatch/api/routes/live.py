@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import structlog
@@ -23,6 +24,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from sigwatch import auth
 from sigwatch.api.alert_schemas import EventType, Urgency
 from sigwatch.api.deps import (
     API_KEY_HEADER,
@@ -99,6 +101,31 @@ async def _authenticate(
         )
 
 
+async def _keep_signed_in(
+    sign_in: Callable[[], Awaitable[Principal]],
+    principal: Principal,
+    client: LiveClient,
+    recheck_s: float,
+) -> None:
+    """Close ``client`` once its credentials no longer hold: checked every ``recheck_s`` and
+    the moment its token expires (a revoked key, a deactivated user, an expired token)."""
+    while True:
+        wait = recheck_s
+        if principal.expires_at is not None:
+            # a token is accepted through its expiry second and the clock leeway: check after
+            left = (principal.expires_at - datetime.now(UTC)).total_seconds() + auth.LEEWAY_S + 1
+            wait = min(wait, max(left, 0.0))
+        await asyncio.sleep(wait)
+        try:
+            principal = await sign_in()
+        except AuthError as exc:
+            client.signed_out = True
+            client.close(f"signed out: {exc}")
+            return
+        except (OperationalError, InterfaceError):
+            log.warning("database unavailable to check a live client's credentials")
+
+
 def _viewer(principal: Principal) -> Viewer:
     return Viewer(user_id=principal.user.id, is_admin=principal.is_admin)
 
@@ -133,6 +160,14 @@ async def live_socket(
         return
     hub = live_hub(websocket.app)
     client = hub.connect(_viewer(principal))
+    guard = asyncio.create_task(
+        _keep_signed_in(
+            lambda: _authenticate(runtime, websocket.headers, token=token, api_key=api_key),
+            principal,
+            client,
+            runtime.settings.live_recheck_s,
+        )
+    )
     client.say(
         {
             "type": "hello",
@@ -147,7 +182,8 @@ async def live_socket(
     finally:
         hub.disconnect(client)
         receiver.cancel()
-        await asyncio.gather(receiver, return_exceptions=True)
+        guard.cancel()
+        await asyncio.gather(receiver, guard, return_exceptions=True)
 
 
 async def _refuse(websocket: WebSocket, code: int, message: str) -> None:
@@ -177,7 +213,10 @@ async def _send(websocket: WebSocket, client: LiveClient, hub: LiveHub) -> None:
     reason = client.closed_reason or ""
     if reason == DISCONNECTED:
         return
-    code = CLOSE_TRY_AGAIN_LATER if client.too_slow else CLOSE_GOING_AWAY
+    if client.signed_out:
+        code = CLOSE_POLICY_VIOLATION
+    else:
+        code = CLOSE_TRY_AGAIN_LATER if client.too_slow else CLOSE_GOING_AWAY
     # A dropped client may not be reading at all; do not wait on its socket for ever.
     with contextlib.suppress(TimeoutError, WebSocketDisconnect, OSError, RuntimeError):
         async with asyncio.timeout(CLOSE_TIMEOUT_S):
@@ -267,16 +306,22 @@ async def alert_stream(
     With a ``Last-Event-ID`` header (or ``?last_event_id=``) the stream first replays, from
     the database, every change after that id the caller may see, then continues live.
     """
-    principal = await _authenticate(
-        runtime, request.headers, token=token or bearer, api_key=api_key or api_key_header
-    )
+    credentials = {"token": token or bearer, "api_key": api_key or api_key_header}
+    principal = await _authenticate(runtime, request.headers, **credentials)
     filters = LiveFilters(
         entities=entity, events=event, urgency=urgency, min_confidence=min_confidence, types=type
     )
     hub = live_hub(request.app)
     after_id = last_event_id_header if last_event_id_header is not None else last_event_id
     return EventSourceResponse(
-        _stream(runtime, hub, _viewer(principal), filters, principal.owner_filter, after_id),
+        _stream(
+            runtime,
+            hub,
+            principal,
+            lambda: _authenticate(runtime, request.headers, **credentials),
+            filters,
+            after_id,
+        ),
         ping=hub.heartbeat_s,
     )
 
@@ -284,15 +329,23 @@ async def alert_stream(
 async def _stream(
     runtime: Runtime,
     hub: LiveHub,
-    viewer: Viewer,
+    principal: Principal,
+    sign_in: Callable[[], Awaitable[Principal]],
     filters: LiveFilters,
-    viewer_id: int | None,
     after_id: int | None,
 ) -> AsyncIterator[bytes]:
-    """Replay what the caller missed, then live events, each change once."""
+    """Replay what the caller missed, then live events, each change once.
+
+    The stream ends when the caller's credentials stop holding; EventSource then reconnects
+    and is refused with 401.
+    """
     # Subscribed before the replay query, so nothing committed meanwhile is missed; here rather
     # than in the route, so a response never streamed (HEAD) leaves no client behind.
-    client = hub.connect(viewer, filters, resumable=True)
+    client = hub.connect(_viewer(principal), filters, resumable=True)
+    viewer_id = principal.owner_filter
+    guard = asyncio.create_task(
+        _keep_signed_in(sign_in, principal, client, runtime.settings.live_recheck_s)
+    )
     try:
         # Ids of the replay's last page: a change committed just before the replay query may
         # still be on its way through the bus, and must not be sent twice. Skipped by id, not
@@ -313,6 +366,8 @@ async def _stream(
                     yield delivery.sse()
     finally:
         hub.disconnect(client)
+        guard.cancel()
+        await asyncio.gather(guard, return_exceptions=True)
 
 
 async def _replay(
