@@ -246,13 +246,22 @@ class NormalizedText:
 
     def _build_key_map(self) -> None:
         """Where each word starts in key_text and in folded (the same words, in order)."""
-        folded = self.folded
-        if folded.isascii():
-            words = folded.encode("ascii").translate(_ASCII_WORDS).decode("ascii")
-        else:
-            words = folded.lower().translate(_WORDS)
-        self._key_folded = _word_starts(words)
+        self._key_folded = _word_starts(_folded_words(self.folded))
         self._key_starts = _word_starts(self.key_text)
+
+
+def _folded_words(folded: str) -> str:
+    """A folded text with its letters and digits (lower case) kept, anything else a space.
+
+    Offsets are kept: each character is replaced by one. The bytes table does ASCII text, and
+    text whose other characters are none of them letters or digits (emoji, dashes, quotes) once
+    those are made spaces; only the rest goes through the (much slower) per-character table.
+    """
+    if not folded.isascii():
+        if any(char.lower().isalnum() for char in set(_NON_ASCII.findall(folded))):
+            return folded.lower().translate(_WORDS)
+        folded = _NON_ASCII.sub(" ", folded)
+    return folded.encode("ascii").translate(_ASCII_WORDS).decode("ascii")
 
 
 _ONE_MORE: Final = (1).__add__
