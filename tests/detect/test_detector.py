@@ -62,6 +62,11 @@ def test_each_event_type_is_detected(index, text, expected):
         "Safe lock-up extended: tokens locked for 3 years with a 1 year cliff",  # lock-up terms
         "STC? nah, still holding my SPY calls, 100% now",  # chatter, not an order
         "Happy third anniversary of the Celestia mainnet launch!",  # remembering a launch
+        "Tokyo-listed Celestia Holdings reports record revenue",  # a stock listing
+        "Staking ARB will unlock new features for Arbitrum users",  # a figurative unlock
+        "Arbitrum quests unlock exclusive perks this season",  # rewards, not tokens
+        "Celestia Day 30 of mainnet: blocks keep flowing",  # a recap
+        "Arbitrum deploys on the Celestia mainnet",  # someone else's mainnet
         "The Arbitrum airdrop last year changed how we think about communities",  # a past event
     ],
 )

@@ -345,6 +345,9 @@ TRADE_WORDS: Final[Mapping[str, tuple[str, ...]]] = {
 _VERSION = r"(?:v\s?\d+(?:\s\d+)*|\d+\s\d+)"
 
 #: Sentence-level patterns (on key text) that cancel one event whatever the keywords say.
+#: Where a pattern can, it starts with a literal word and checks what comes before it after:
+#: a regex finds a literal start quickly, while one that starts with a look-behind is tried at
+#: every character ("unlock(?<= unlock)" is "(?<= )unlock").
 STRUCTURAL_CANCELS: Final[Mapping[str, tuple[re.Pattern[str], ...]]] = {
     # a version number next to "mainnet", or a "Day 5 of mainnet" recap
     "mainnet": (
@@ -360,12 +363,12 @@ STRUCTURAL_CANCELS: Final[Mapping[str, tuple[re.Pattern[str], ...]]] = {
     # "unlock the/new/more X", "unlocks (exclusive) perks": a figurative unlock, not a release
     "unlock": (
         re.compile(
-            r"(?<= )unlock(?:s|ed|ing)? (?:the|a|an|new|more|your|our|higher|free|access|value)"
-            r"(?= )"
+            r"unlock(?<= unlock)(?:s|ed|ing)? (?:the|a|an|new|more|your|our|higher|free|access"
+            r"|value)(?= )"
         ),
         re.compile(
-            r"(?<= )unlock(?:s|ed|ing)? (?:\w+ )?(?:features?|achievements?|perks|possibilities"
-            r"|opportunities|rewards|content|levels?|badges?)(?= )"
+            r"unlock(?<= unlock)(?:s|ed|ing)? (?:\w+ )?(?:features?|achievements?|perks"
+            r"|possibilities|opportunities|rewards|content|levels?|badges?)(?= )"
         ),
         re.compile(r"(?<= )(?:potential|value)(?: \w+){0,4} (?:to be )?unlocked"),
     ),
@@ -374,7 +377,7 @@ STRUCTURAL_CANCELS: Final[Mapping[str, tuple[re.Pattern[str], ...]]] = {
 #: Like STRUCTURAL_CANCELS, on the folded text where punctuation still shows.
 FOLDED_CANCELS: Final[Mapping[str, tuple[re.Pattern[str], ...]]] = {
     # "<place>-listed company", "Hong Kong-listed": a stock listing
-    "listing": (re.compile(r"(?<=\w)-listed\b", re.IGNORECASE),),
+    "listing": (re.compile(r"-(?<=\w-)listed\b", re.IGNORECASE),),
 }
 
 
