@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
+
 from sigwatch.detect.normalize import (
+    _URL,
     NormalizedText,
     extract_cashtags,
     extract_handles,
@@ -63,3 +66,14 @@ def test_spans_map_back_past_an_emoji():
     first, last = text.original_span(start, end)
 
     assert original[first:last] == "lists"
+
+
+def test_urls_are_found_as_the_url_pattern_finds_them_from_the_start():
+    # extract_urls starts the pattern where the first URL could begin; it must find the same
+    rng = random.Random(3)
+    alphabet = "ahtps:/w.WHTPS x\u0130é"
+    texts = ["see https://t.co/abc", "www.x.io and http://a.b", "HTTPS://X.COM", "ahttps://x"]
+    texts += ["".join(rng.choices(alphabet, k=rng.randint(1, 14))) for _ in range(50_000)]
+    for text in texts:
+        expected = [(m.start(), m.end(), m.group(0)) for m in _URL.finditer(text)]
+        assert extract_urls(text) == expected, repr(text)

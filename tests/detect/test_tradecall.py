@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from sigwatch.detect.tradecall import base_symbol, find_pairs, parse_trade_call
+from sigwatch.detect.tradecall import (
+    _NOT_TICKERS,
+    _PAIR_JOINED,
+    _PAIR_SPLIT,
+    base_symbol,
+    find_pairs,
+    parse_trade_call,
+)
 
 
 def test_options_line_fields():
@@ -84,3 +93,28 @@ def test_pairs_name_their_base():
         "ARB",
         "1000CAT",
     ]
+
+
+def _pairs_by_scanning_everything(text: str) -> list[tuple[int, int, str]]:
+    """find_pairs as defined: both pair patterns over the whole text, split pairs first."""
+    found: list[tuple[int, int, str]] = []
+    for match in _PAIR_SPLIT.finditer(text):
+        base = match["base"]
+        if base.upper() not in _NOT_TICKERS and not base.isdigit():
+            found.append((match.start("base"), match.end("base"), base.upper()))
+    for match in _PAIR_JOINED.finditer(text):
+        base = match["base"]
+        taken = any(start <= match.start("base") < end for start, end, _ in found)
+        if not taken and not base.isdigit() and base not in _NOT_TICKERS:
+            found.append((match.start("base"), match.end("base"), base))
+    return sorted(found)
+
+
+def test_pairs_are_found_as_scanning_the_whole_text_finds_them():
+    rng = random.Random(5)
+    pieces = ["ARB", "eth", "/", "_", "-", " ", "USDT", "usdc", "BTC", "#", "$", "x", "1000"]
+    pieces += ["PERP", "\n", "a" * 16, "SOLANA", "İ"]
+    texts = ["#ARB/USDT LONG", "$eth-usdt", "BTC_USDT", "ARB / USDT", "1000PEPE-USDT", "ARBUSDT"]
+    texts += ["".join(rng.choices(pieces, k=rng.randint(1, 10))) for _ in range(30_000)]
+    for text in texts:
+        assert find_pairs(text) == _pairs_by_scanning_everything(text), repr(text)

@@ -288,9 +288,18 @@ _HASHTAG: Final = re.compile(r"(?<![\w#])#([A-Za-z][A-Za-z0-9_]{0,29})\b")
 
 def extract_urls(text: str) -> list[tuple[int, int, str]]:
     """Every URL in the text as (start, end, url)."""
-    if "://" not in text and "www." not in text.lower():
-        return []  # a URL starts with "…://" or "www." in any case: most texts have neither
-    return [(m.start(), m.end(), m.group(0)) for m in _URL.finditer(text)]
+    # A URL starts with "http://", "https://" or "www." in any case: most texts have none, and
+    # the pattern (tried at every character) need only start where the first could begin.
+    lower = text.lower()
+    scheme, www = lower.find("://"), lower.find("www.")
+    if scheme < 0 and www < 0:
+        return []
+    start = 0
+    if len(lower) == len(text):  # lower() kept the offsets
+        starts = [scheme - len("https")] if scheme >= 0 else []
+        starts += [www] if www >= 0 else []
+        start = max(min(starts), 0)
+    return [(m.start(), m.end(), m.group(0)) for m in _URL.finditer(text, start)]
 
 
 def extract_handles(text: str) -> list[tuple[int, int, str]]:

@@ -57,6 +57,12 @@ _PAIR_SPLIT = re.compile(
     r"|TUSD|USD|BTC|ETH|BNB|PERP)(?![A-Za-z0-9])",
     re.IGNORECASE,
 )
+# Where a split pair's separator and quote asset are: a split pair's base (15 characters at
+# most, with a "#" or "$" and a blank) ends just before the first of them.
+_SPLIT_QUOTE = re.compile(
+    r"[/_-]\s?(?:USDT|USDC|BUSD|FDUSD|TUSD|USD|BTC|ETH|BNB|PERP)(?![A-Za-z0-9])", re.IGNORECASE
+)
+_LONGEST_SPLIT_BASE = 17
 _DIRECTION = re.compile(r"(?<![A-Za-z])(?P<dir>long|short|buy|sell)(?![A-Za-z])", re.IGNORECASE)
 _ENTRY = re.compile(
     r"(?:entry|entries|enter|buy(?:\s*order|\s*zone)?|open)\s*(?:zone|point|price|area|limit"
@@ -126,9 +132,10 @@ def base_symbol(pair: str) -> str:
 def find_pairs(text: str) -> list[tuple[int, int, str]]:
     """Every trading pair in the text as (start, end of the base coin, base upper case)."""
     found: list[tuple[int, int, str]] = []
-    # each pattern tries every position of the text: run it only when the text has what it needs
-    split = "/" in text or "_" in text or "-" in text
-    for match in _PAIR_SPLIT.finditer(text) if split else ():
+    # each pattern tries every position of the text: run it only where a match could start
+    quote = _SPLIT_QUOTE.search(text)
+    start = max(quote.start() - _LONGEST_SPLIT_BASE, 0) if quote else 0
+    for match in _PAIR_SPLIT.finditer(text, start) if quote else ():
         base = match["base"]
         if base.upper() in _NOT_TICKERS or base.isdigit():
             continue
