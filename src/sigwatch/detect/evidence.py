@@ -140,7 +140,7 @@ class Evidence:
         self.hits = hits
         self.published = published
         #: All key_text words.
-        self.words = text.key_text.split()
+        self.words = text.words
         self._sentences: list[Sentence] | None = None
         self._sentence_starts: list[int] = []
         self._phrases: dict[str, list[Cue]] | None = None
@@ -161,7 +161,7 @@ class Evidence:
 
     def _find_sentences(self) -> list[Sentence]:
         folded = self.text.folded
-        word_starts = self.text.word_bounds()[1]
+        word_starts = self.text.word_starts
         found: list[Sentence] = []
         start = 0
         for first, end in _boundaries(folded):

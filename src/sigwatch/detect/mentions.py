@@ -75,12 +75,14 @@ class KeyHit:
 
 def locate_hits(text: NormalizedText, hits: Sequence[tuple[int, KeyValue]]) -> list[KeyHit]:
     """Every hit with its place in key_text and in the folded text."""
-    starts, folded_starts = text.word_bounds()
+    folded_starts = text.word_starts
+    words = text.words
     key_text = text.key_text
     located: list[KeyHit] = []
     append = located.append
     for end_index, value in hits:
-        # a key ends at a word end (one space per word before it) and starts at a word start
+        # a key ends at a word end (one space per word before it) and starts at a word start;
+        # a word is as long in folded as in key_text
         last_word = key_text.count(" ", 0, end_index) - 1
         word = last_word - value[6]
         append(
@@ -88,7 +90,7 @@ def locate_hits(text: NormalizedText, hits: Sequence[tuple[int, KeyValue]]) -> l
                 end_index - value[0] + 2,
                 end_index,
                 folded_starts[word],
-                folded_starts[last_word] + (end_index - starts[last_word]),
+                folded_starts[last_word] + len(words[last_word]),
                 word,
                 last_word,
                 value,

@@ -166,6 +166,7 @@ class NormalizedText:
 
     __slots__ = (
         "original", "folded", "key_text", "_to_original", "_key_starts", "_key_folded", "_urls",
+        "_words",
     )  # fmt: skip
 
     def __init__(self, original: str, key_text: str | None = None) -> None:
@@ -176,6 +177,7 @@ class NormalizedText:
         self._key_starts: list[int] | None = None
         self._key_folded: list[int] | None = None
         self._urls: list[tuple[int, int, str]] | None = None
+        self._words: list[str] | None = None
 
     @property
     def urls(self) -> list[tuple[int, int, str]]:
@@ -210,44 +212,44 @@ class NormalizedText:
         mapping.append(len(original))
         return mapping
 
+    @property
+    def words(self) -> list[str]:
+        """The words of key_text, in order."""
+        if self._words is None:
+            self._words = self.key_text.split()
+        return self._words
+
+    @property
+    def word_starts(self) -> list[int]:
+        """Where each word starts in folded."""
+        if self._key_folded is None:
+            self._key_folded = _word_starts(_folded_words(self.folded))
+        return self._key_folded
+
+    @property
+    def key_word_starts(self) -> list[int]:
+        """Where each word starts in key_text."""
+        if self._key_starts is None:
+            self._key_starts = _word_starts(self.key_text)
+        return self._key_starts
+
     def folded_span(self, key_start: int, key_end: int) -> tuple[int, int]:
         """The folded-text offsets of the key_text slice [key_start, key_end) (whole words)."""
-        if self._key_starts is None:
-            self._build_key_map()
-        starts = self._key_starts
-        folded_starts = self._key_folded
-        assert starts is not None and folded_starts is not None
+        starts = self.key_word_starts
+        folded_starts = self.word_starts
         first_word = max(bisect_right(starts, key_start) - 1, 0)
         last_word = max(bisect_right(starts, key_end - 1) - 1, 0)
         start = folded_starts[first_word] + (key_start - starts[first_word])
         end = folded_starts[last_word] + (key_end - starts[last_word])
         return start, end
 
-    def word_bounds(self) -> tuple[list[int], list[int]]:
-        """Where each key_text word starts, and where the same word starts in folded."""
-        if self._key_starts is None:
-            self._build_key_map()
-        assert self._key_starts is not None and self._key_folded is not None
-        return self._key_starts, self._key_folded
-
     def word_index(self, key_position: int) -> int:
         """The number (0-based) of the word that a key_text position falls in or follows."""
-        if self._key_starts is None:
-            self._build_key_map()
-        assert self._key_starts is not None
-        return max(bisect_right(self._key_starts, key_position) - 1, 0)
+        return max(bisect_right(self.key_word_starts, key_position) - 1, 0)
 
     def word_at_folded(self, offset: int) -> int:
         """The number of the first word that starts at or after a folded offset."""
-        if self._key_folded is None:
-            self._build_key_map()
-        assert self._key_folded is not None
-        return bisect_left(self._key_folded, offset)
-
-    def _build_key_map(self) -> None:
-        """Where each word starts in key_text and in folded (the same words, in order)."""
-        self._key_folded = _word_starts(_folded_words(self.folded))
-        self._key_starts = _word_starts(self.key_text)
+        return bisect_left(self.word_starts, offset)
 
 
 def _folded_words(folded: str) -> str:
