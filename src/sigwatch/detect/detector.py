@@ -111,6 +111,7 @@ _SKIPPED_AFTER_VENUE: Final = frozenset(
 _QUOTE_WORDS: Final = re.compile(r"(?i)\b(?:usdt|usdc|busd|fdusd|perp)\b|\([^()]{1,24}\)|'s\b")
 _COORDINATED: Final = re.compile(r"(?i)^[\s,&/+@#$_]*(?:and|&|\+|or)?[\s,&/+@#$_]*$")
 _TICKER_AFTER: Final = re.compile(r"\s*\(\$?[A-Z0-9]{2,12}\)")
+_NAMED_TOKEN: Final = re.compile(r"\(([A-Z0-9]{2,12})\)|\$([A-Za-z][A-Za-z0-9]{1,11})\b")
 _QUOTE_KEYS: Final = ("usdt", "usdc", "busd", "perp")
 _PRONOUN_START: Final = frozenset("it its they their this we our".split())
 _AIRDROP_WORDS: Final = frozenset(("airdrop", "airdrops"))
@@ -515,7 +516,7 @@ class _PostAnalysis:
     def _names_unknown_token(self, sentence: Sentence) -> bool:
         """True when the sentence names a token the watchlist does not know: "(FOO)", "$FOO"."""
         piece = self.text.folded[sentence.start : sentence.end]
-        for match in re.finditer(r"\(([A-Z0-9]{2,12})\)|\$([A-Za-z][A-Za-z0-9]{1,11})\b", piece):
+        for match in _NAMED_TOKEN.finditer(piece):
             symbol = (match.group(1) or match.group(2)).lower()
             if symbol not in self.index.matcher.symbol_lookup:
                 return True

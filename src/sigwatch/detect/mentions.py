@@ -42,6 +42,7 @@ _AUTHOR_SUFFIXES: Final = (
     "chain", "hashgraph", "official", "io", "xyz", "app", "hq", "global", "fi", "money",
 )  # fmt: skip
 _NUMBER: Final = re.compile(r"^\$?\d[\d,.]*[kmb]?$")
+_PER_THOUSAND: Final = re.compile(r"^1(?:0{3,})")
 _QUOTE_HINTS: Final = ("usd", "btc", "eth", "bnb", "perp")  # cheap test before the pair regexes
 _HANDLE_AT: Final = re.compile(r"[A-Za-z0-9_]+")
 
@@ -166,7 +167,7 @@ def _lookup_symbol(base: str, symbol_lookup: Mapping[str, tuple[int, ...]]) -> t
     key = base.lower()
     if key in symbol_lookup:
         return symbol_lookup[key]
-    stripped = re.sub(r"^1(?:0{3,})", "", key)  # 1000PEPE is PEPE counted per thousand
+    stripped = _PER_THOUSAND.sub("", key)  # 1000PEPE is PEPE counted per thousand
     return symbol_lookup.get(stripped, ()) if stripped != key else ()
 
 

@@ -283,6 +283,7 @@ def key_form(phrase: str) -> str:
 
 
 _URL: Final = re.compile(r"\b(?:https?://|www\.)[^\s<>\"')\]]+", re.IGNORECASE)
+_SCHEME_AND_WWW: Final = re.compile(r"^(?:https?://)?(?:www\.)?")
 _HANDLE: Final = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{1,30})\b")
 _CASHTAG: Final = re.compile(r"(?<![\w$])\$([A-Za-z][A-Za-z0-9]{0,14})\b")
 _HASHTAG: Final = re.compile(r"(?<![\w#])#([A-Za-z][A-Za-z0-9_]{0,29})\b")
@@ -321,5 +322,5 @@ def extract_hashtags(text: str) -> list[tuple[int, int, str]]:
 
 def url_domain(url: str) -> str:
     """The host of a URL, lower case, without a leading www."""
-    host = re.sub(r"^(?:https?://)?(?:www\.)?", "", url.lower()).split("/", 1)[0]
+    host = _SCHEME_AND_WWW.sub("", url.lower()).split("/", 1)[0]
     return host.split(":", 1)[0]

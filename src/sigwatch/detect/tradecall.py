@@ -63,6 +63,10 @@ _SPLIT_QUOTE = re.compile(
     r"[/_-]\s?(?:USDT|USDC|BUSD|FDUSD|TUSD|USD|BTC|ETH|BNB|PERP)(?![A-Za-z0-9])", re.IGNORECASE
 )
 _LONGEST_SPLIT_BASE = 17
+_PERCENTAGE = re.compile(r"-?\s*\d{1,3}\s*%")
+_VALUE = re.compile(r"\d+(?:[.,]\d+)?|\.\d+")
+_CAPITALS_WORD = re.compile(r"(?<![\w#$])[A-Z][A-Z0-9]{1,9}(?![\w])")
+_PERP_WORDS = re.compile(r"futures?|perp|leverage|\d+\s*x\b", re.IGNORECASE)
 _DIRECTION = re.compile(r"(?<![A-Za-z])(?P<dir>long|short|buy|sell)(?![A-Za-z])", re.IGNORECASE)
 _ENTRY = re.compile(
     r"(?:entry|entries|enter|buy(?:\s*order|\s*zone)?|open)\s*(?:zone|point|price|area|limit"
@@ -168,8 +172,8 @@ def _number(raw: str) -> float | None:
 
 
 def _numbers(raw: str) -> tuple[float, ...]:
-    cleaned = re.sub(r"-?\s*\d{1,3}\s*%", " ", raw)
-    values = (_number(v) for v in re.findall(r"\d+(?:[.,]\d+)?|\.\d+", cleaned))
+    cleaned = _PERCENTAGE.sub(" ", raw)
+    values = (_number(v) for v in _VALUE.findall(cleaned))
     return tuple(v for v in values if v is not None)
 
 
@@ -232,7 +236,7 @@ def _signal_ticker(text: str, direction_at: int) -> tuple[int, int, str] | None:
     # an upper-case word next to the direction: "THETA short", "LONG ATOM"
     window_start = max(0, direction_at - 16)
     window = text[window_start : direction_at + 24]
-    for word in re.finditer(r"(?<![\w#$])[A-Z][A-Z0-9]{1,9}(?![\w])", window):
+    for word in _CAPITALS_WORD.finditer(window):
         if word.group(0) not in _NOT_TICKERS:
             return window_start + word.start(), window_start + word.end(), word.group(0)
     for tagged in _TAGGED.finditer(text):
@@ -266,7 +270,7 @@ def _parse_signal(text: str) -> TradeCall | None:
             targets += _numbers(match["values"])
     stop = _number(stop_match.group(stop_match.lastindex or 0)) if stop_match else None
     leverage = _LEVERAGE.search(text)
-    perp = re.search(r"futures?|perp|leverage|\d+\s*x\b", text, re.IGNORECASE) is not None
+    perp = _PERP_WORDS.search(text) is not None
     return TradeCall(
         ticker=base_symbol(symbol),
         action="OPEN",
