@@ -178,7 +178,7 @@ def main() -> None:
     parser.add_argument("--entities", type=int, default=10_000)
     parser.add_argument("--posts", type=int, default=40_000)
     parser.add_argument("--baseline-posts", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=11)
     args = parser.parse_args()
     rng = random.Random(SEED)
     entities = make_entities(args.entities, rng)
