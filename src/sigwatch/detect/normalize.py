@@ -6,7 +6,8 @@ dropped; its case is kept, so case rules can be checked. ``key_text`` is ``folde
 every character that is not a letter or digit turned into a space and runs of spaces collapsed,
 padded with one space each side: the automaton's keys are written the same way, so a key can only
 match whole words. Offsets map back from ``key_text`` to ``folded`` and from ``folded`` to the
-original text, so spans always point into what the user wrote.
+original text, so spans always point into what the user wrote. ``scan_text`` is ``key_text``
+before its runs of spaces are collapsed: the cheapest form to pre-scan most posts in.
 """
 
 from __future__ import annotations
