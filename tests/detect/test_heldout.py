@@ -6,6 +6,8 @@ Telegram futures signals), announcements and hard negatives alike, labelled with
 guideline (../shared/corpus/labeled/README.md); ``testdata/watchlist.yaml`` is their watchlist.
 They were written without looking at the rules' phrases and are never used to tune them: a miss
 here is fixed by a general rule, or left as a known gap, but never by copying the post's words.
+``heldout-2.jsonl`` was written later, after the misses of the first set had been fixed, and
+nothing has been changed after reading its results.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from detect.samples import REPO_ROOT
 
 TESTDATA = Path(__file__).resolve().parent / "testdata"
 
 
-def test_held_out_posts_meet_precision_and_recall_targets():
+@pytest.mark.parametrize("split", ["heldout.jsonl", "heldout-2.jsonl"])
+def test_held_out_posts_meet_precision_and_recall_targets(split):
     result = subprocess.run(
         [
             sys.executable,
@@ -28,7 +33,7 @@ def test_held_out_posts_meet_precision_and_recall_targets():
             "--corpus",
             str(TESTDATA),
             "--split",
-            "heldout.jsonl",
+            split,
         ],
         cwd=REPO_ROOT,
         capture_output=True,
@@ -42,11 +47,12 @@ def test_held_out_posts_meet_precision_and_recall_targets():
     assert figures["recall"] >= 0.85, result.stdout
 
 
-def test_held_out_posts_cover_every_event_and_their_negatives():
-    lines = (TESTDATA / "heldout.jsonl").read_text(encoding="utf-8").splitlines()
+@pytest.mark.parametrize(("split", "size"), [("heldout.jsonl", 40), ("heldout-2.jsonl", 30)])
+def test_held_out_posts_cover_every_event_and_their_negatives(split, size):
+    lines = (TESTDATA / split).read_text(encoding="utf-8").splitlines()
     records = [json.loads(line) for line in lines]
 
     events = {label["event"] for record in records for label in record["labels"]}
     negatives = [record for record in records if not record["labels"]]
     assert events == {"tge", "airdrop", "listing", "mainnet", "unlock", "trade_call"}
-    assert len(records) >= 40 and len(negatives) >= len(records) / 3
+    assert len(records) >= size and len(negatives) >= len(records) / 3
