@@ -13,9 +13,15 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from sigwatch.auth import generate_api_key
 from sigwatch.db.models import ApiKey, User
-from sigwatch.db.pagination import MAX_INT_ID, Page, decode_id_cursor, fetch_id_page
+from sigwatch.db.pagination import (
+    Page,
+    check_limit,
+    decode_id_cursor,
+    fetch_id_page,
+    get_visible,
+)
 from sigwatch.db.types import utcnow
-from sigwatch.errors import InvalidInput, NotFound
+from sigwatch.errors import InvalidInput
 
 #: ``last_used_at`` is written at most this often per key, so a busy key costs no write per call.
 TOUCH_INTERVAL_S = 60
@@ -36,10 +42,9 @@ async def create_api_key(
 
 async def get_api_key(session: AsyncSession, key_id: int, *, owner_id: int | None) -> ApiKey:
     """The key with this id; with ``owner_id``, only if that user owns it. NotFound otherwise."""
-    key = await session.get(ApiKey, key_id) if 0 < key_id <= MAX_INT_ID else None
-    if key is None or (owner_id is not None and key.user_id != owner_id):
-        raise NotFound(f"no API key with id {key_id}")
-    return key
+    return await get_visible(
+        session, ApiKey, key_id, "API key", owner_id=owner_id, owner_column="user_id"
+    )
 
 
 async def find_api_key(session: AsyncSession, key_hash: str) -> tuple[ApiKey, User] | None:
@@ -57,8 +62,7 @@ async def list_api_keys(
     session: AsyncSession, *, owner_id: int | None, cursor: str | None = None, limit: int = 50
 ) -> Page[ApiKey]:
     """Keys in creation order, revoked ones included; with ``owner_id``, only that user's."""
-    if not 1 <= limit <= 200:
-        raise InvalidInput("limit", "must be between 1 and 200")
+    check_limit(limit)
     stmt = select(ApiKey).order_by(ApiKey.id).limit(limit + 1)
     if owner_id is not None:
         stmt = stmt.where(ApiKey.user_id == owner_id)

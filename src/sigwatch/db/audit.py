@@ -11,8 +11,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.models import AuditLog, Base, User
-from sigwatch.db.pagination import MAX_BIGINT_ID, Page, decode_id_cursor, fetch_id_page
-from sigwatch.errors import InvalidInput
+from sigwatch.db.pagination import MAX_BIGINT_ID, Page, check_limit, decode_id_cursor, fetch_id_page
 
 #: Columns never copied into the audit trail, whatever the object.
 SECRET_COLUMNS = frozenset({"password_hash", "key_hash"})
@@ -80,8 +79,7 @@ async def list_audit(
     limit: int = 50,
 ) -> Page[AuditLog]:
     """Audit rows, newest first, optionally of one object type or one object."""
-    if not 1 <= limit <= 200:
-        raise InvalidInput("limit", "must be between 1 and 200")
+    check_limit(limit)
     stmt = select(AuditLog).order_by(AuditLog.id.desc()).limit(limit + 1)
     if object_type is not None:
         stmt = stmt.where(AuditLog.object_type == object_type)

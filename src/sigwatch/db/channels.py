@@ -15,7 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.models import Channel
-from sigwatch.db.pagination import MAX_INT_ID, Page, decode_id_cursor, fetch_id_page
+from sigwatch.db.pagination import (
+    Page,
+    check_limit,
+    decode_id_cursor,
+    fetch_id_page,
+    get_visible,
+)
 from sigwatch.db.subscriptions import forget_channel
 from sigwatch.delivery.channels.registry import (
     CHANNEL_KINDS,
@@ -25,7 +31,7 @@ from sigwatch.delivery.channels.registry import (
     seal_channel_config,
     validate_channel_config,
 )
-from sigwatch.errors import ConfigError, InvalidInput, NotFound
+from sigwatch.errors import ConfigError, InvalidInput
 from sigwatch.secrets import MASK
 
 MIN_RATE_LIMIT_PER_MIN = 1
@@ -71,10 +77,7 @@ async def create_channel(
 
 async def get_channel(session: AsyncSession, channel_id: int, *, owner_id: int | None) -> Channel:
     """The channel with this id, if ``owner_id`` may see it; NotFound otherwise."""
-    channel = await session.get(Channel, channel_id) if 0 < channel_id <= MAX_INT_ID else None
-    if channel is None or (owner_id is not None and channel.owner_id != owner_id):
-        raise NotFound(f"no channel with id {channel_id}")
-    return channel
+    return await get_visible(session, Channel, channel_id, "channel", owner_id=owner_id)
 
 
 async def list_channels(
@@ -87,8 +90,7 @@ async def list_channels(
     limit: int = 50,
 ) -> Page[Channel]:
     """Channels ``owner_id`` may see, in creation order, optionally of one kind or state."""
-    if not 1 <= limit <= 200:
-        raise InvalidInput("limit", "must be between 1 and 200")
+    check_limit(limit)
     stmt = select(Channel).order_by(Channel.id).limit(limit + 1)
     if owner_id is not None:
         stmt = stmt.where(Channel.owner_id == owner_id)

@@ -14,7 +14,7 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.models import Channel, Delivery
-from sigwatch.db.pagination import MAX_BIGINT_ID, Page, decode_id_cursor, fetch_id_page
+from sigwatch.db.pagination import MAX_BIGINT_ID, Page, check_limit, decode_id_cursor, fetch_id_page
 from sigwatch.db.types import utcnow
 from sigwatch.errors import Conflict, InvalidInput, NotFound
 
@@ -57,8 +57,7 @@ async def list_deliveries(
     limit: int = 50,
 ) -> Page[Delivery]:
     """Deliveries ``owner_id`` may see, newest first, optionally of one status, channel or alert."""
-    if not 1 <= limit <= 200:
-        raise InvalidInput("limit", "must be between 1 and 200")
+    check_limit(limit)
     if status is not None and status not in STATUSES:
         raise InvalidInput("status", f"must be one of {', '.join(STATUSES)}")
     stmt = _visible(select(Delivery), owner_id).order_by(Delivery.id.desc()).limit(limit + 1)

@@ -10,8 +10,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.models import Entity
-from sigwatch.db.pagination import MAX_INT_ID, Page, decode_id_cursor, fetch_id_page
-from sigwatch.errors import Conflict, InvalidInput, NotFound
+from sigwatch.db.pagination import (
+    Page,
+    check_limit,
+    decode_id_cursor,
+    fetch_id_page,
+    get_visible,
+)
+from sigwatch.errors import Conflict, InvalidInput
 
 #: The list-of-strings fields of an entity: the names it goes by in posts.
 LIST_FIELDS = ("aliases", "symbols", "handles", "domains", "tags")
@@ -49,10 +55,7 @@ async def create_entity(
 
 async def get_entity(session: AsyncSession, entity_id: int) -> Entity:
     """The entity with this id, or NotFound."""
-    entity = await session.get(Entity, entity_id) if 0 < entity_id <= MAX_INT_ID else None
-    if entity is None:
-        raise NotFound(f"no entity with id {entity_id}")
-    return entity
+    return await get_visible(session, Entity, entity_id, "entity")
 
 
 async def get_entity_by_name(session: AsyncSession, name: str) -> Entity | None:
@@ -65,8 +68,7 @@ async def list_entities(
     session: AsyncSession, *, q: str | None = None, cursor: str | None = None, limit: int = 50
 ) -> Page[Entity]:
     """Entities in creation order; ``q`` keeps those whose name contains it (without case)."""
-    if not 1 <= limit <= 200:
-        raise InvalidInput("limit", "must be between 1 and 200")
+    check_limit(limit)
     stmt = select(Entity).order_by(Entity.id).limit(limit + 1)
     if q:
         stmt = stmt.where(func.lower(Entity.name).contains(q.lower(), autoescape=True))

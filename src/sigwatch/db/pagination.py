@@ -1,4 +1,4 @@
-"""Keyset pagination: opaque cursors and the page every list returns."""
+"""Reading stored rows: one by id as its owner may see it, or a keyset page at a time."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sigwatch.errors import InvalidInput
+from sigwatch.errors import InvalidInput, NotFound
 
 #: The largest id of an INTEGER key, and of a BIGINT one.
 MAX_INT_ID = 2**31 - 1
 MAX_BIGINT_ID = 2**63 - 1
 
 T = TypeVar("T")
+#: Largest page a list returns.
+MAX_PAGE = 200
 
 
 @dataclass(slots=True)
@@ -58,3 +60,26 @@ async def fetch_id_page(session: AsyncSession, statement: Select[Any], limit: in
     rows = list(await session.scalars(statement))
     items = rows[:limit]
     return Page(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
+
+
+def check_limit(limit: int) -> None:
+    """InvalidInput unless ``limit`` is a page size the lists accept."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput("limit", f"must be between 1 and {MAX_PAGE}")
+
+
+async def get_visible(
+    session: AsyncSession,
+    model: type[T],
+    row_id: int,
+    what: str,
+    *,
+    owner_id: int | None = None,
+    owner_column: str = "owner_id",
+) -> T:
+    """The row with this id, if ``owner_id`` owns it (None: anyone may see it); NotFound naming
+    ``what`` otherwise, also for ids out of the key's range."""
+    row = await session.get(model, row_id) if 0 < row_id <= MAX_INT_ID else None
+    if row is None or (owner_id is not None and getattr(row, owner_column) != owner_id):
+        raise NotFound(f"no {what} with id {row_id}")
+    return row

@@ -14,9 +14,15 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.models import Post, Source
-from sigwatch.db.pagination import MAX_INT_ID, Page, decode_id_cursor, fetch_id_page
+from sigwatch.db.pagination import (
+    Page,
+    check_limit,
+    decode_id_cursor,
+    fetch_id_page,
+    get_visible,
+)
 from sigwatch.db.types import utcnow
-from sigwatch.errors import InvalidInput, NotFound
+from sigwatch.errors import InvalidInput
 from sigwatch.sources.registry import SOURCE_KINDS, validate_config
 
 MIN_POLL_INTERVAL_S = 10
@@ -54,10 +60,7 @@ async def create_source(
 
 async def get_source(session: AsyncSession, source_id: int, *, owner_id: int | None) -> Source:
     """The source with this id, if ``owner_id`` may see it; NotFound otherwise."""
-    source = await session.get(Source, source_id) if 0 < source_id <= MAX_INT_ID else None
-    if source is None or (owner_id is not None and source.owner_id != owner_id):
-        raise NotFound(f"no source with id {source_id}")
-    return source
+    return await get_visible(session, Source, source_id, "source", owner_id=owner_id)
 
 
 async def list_sources(
@@ -70,8 +73,7 @@ async def list_sources(
     limit: int = 50,
 ) -> Page[Source]:
     """Sources ``owner_id`` may see, in creation order, optionally of one kind or state."""
-    if not 1 <= limit <= 200:
-        raise InvalidInput("limit", "must be between 1 and 200")
+    check_limit(limit)
     stmt = select(Source).order_by(Source.id).limit(limit + 1)
     if owner_id is not None:
         stmt = stmt.where(Source.owner_id == owner_id)

@@ -17,7 +17,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.models import Channel, Silence, Source, Subscription
-from sigwatch.db.pagination import MAX_INT_ID, Page, decode_id_cursor, fetch_id_page
+from sigwatch.db.pagination import (
+    MAX_INT_ID,
+    Page,
+    check_limit,
+    decode_id_cursor,
+    fetch_id_page,
+    get_visible,
+)
 from sigwatch.db.types import utcnow
 from sigwatch.detect.events import EVENT_TYPES, URGENCIES
 from sigwatch.errors import InvalidInput, NotFound
@@ -90,8 +97,7 @@ async def list_subscriptions(
     limit: int = 50,
 ) -> Page[Subscription]:
     """Subscriptions ``owner_id`` may see, in creation order."""
-    if not 1 <= limit <= 200:
-        raise InvalidInput("limit", "must be between 1 and 200")
+    check_limit(limit)
     stmt = select(Subscription).order_by(Subscription.id).limit(limit + 1)
     if owner_id is not None:
         stmt = stmt.where(Subscription.owner_id == owner_id)
@@ -267,10 +273,7 @@ async def create_silence(
 
 async def get_silence(session: AsyncSession, silence_id: int, *, owner_id: int | None) -> Silence:
     """The silence with this id, if ``owner_id`` may see it; NotFound otherwise."""
-    silence = await session.get(Silence, silence_id) if 0 < silence_id <= MAX_INT_ID else None
-    if silence is None or (owner_id is not None and silence.owner_id != owner_id):
-        raise NotFound(f"no silence with id {silence_id}")
-    return silence
+    return await get_visible(session, Silence, silence_id, "silence", owner_id=owner_id)
 
 
 async def list_silences(
@@ -283,8 +286,7 @@ async def list_silences(
     now: datetime | None = None,
 ) -> Page[Silence]:
     """Silences ``owner_id`` may see, in creation order; only those still running by default."""
-    if not 1 <= limit <= 200:
-        raise InvalidInput("limit", "must be between 1 and 200")
+    check_limit(limit)
     stmt = select(Silence).order_by(Silence.id).limit(limit + 1)
     if owner_id is not None:
         stmt = stmt.where(Silence.owner_id == owner_id)

@@ -15,8 +15,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.models import User
-from sigwatch.db.pagination import MAX_INT_ID, Page, decode_id_cursor, fetch_id_page
-from sigwatch.errors import Conflict, InvalidInput, NotFound
+from sigwatch.db.pagination import (
+    Page,
+    check_limit,
+    decode_id_cursor,
+    fetch_id_page,
+    get_visible,
+)
+from sigwatch.errors import Conflict, InvalidInput
 
 ROLES = ("admin", "user")
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
@@ -59,10 +65,7 @@ async def create_user(
 
 async def get_user(session: AsyncSession, user_id: int) -> User:
     """The user with this id, or NotFound."""
-    user = await session.get(User, user_id) if 0 < user_id <= MAX_INT_ID else None
-    if user is None:
-        raise NotFound(f"no user with id {user_id}")
-    return user
+    return await get_visible(session, User, user_id, "user")
 
 
 async def get_user_by_username(session: AsyncSession, username: str) -> User | None:
@@ -75,8 +78,7 @@ async def list_users(
     session: AsyncSession, *, cursor: str | None = None, limit: int = 50
 ) -> Page[User]:
     """Users in the order they were created."""
-    if not 1 <= limit <= 200:
-        raise InvalidInput("limit", "must be between 1 and 200")
+    check_limit(limit)
     stmt = select(User).order_by(User.id).limit(limit + 1)
     if cursor is not None:
         stmt = stmt.where(User.id > decode_id_cursor(cursor))

@@ -230,8 +230,11 @@ def detect(post: PostInput, index: DetectionIndex) -> list[Detection]:
     mask = 0
     for _end, value in scan(scan_text):
         mask |= value[1]
-    if not mask & _MAY_MATTER or not _may_be_candidate(mask, scan_text, post, index):
-        return []  # no event keyword with a subject, and no trade word: most posts end here
+    # (the first test inline: most posts have no flag that matters, and end here without a call)
+    if not mask & _MAY_MATTER or not (
+        _trade_possible(mask) or _events_possible(mask, scan_text, post, index)
+    ):
+        return []  # no event keyword with a subject, and no trade word
     # A candidate is scanned again in key_text form to keep its hits (cheaper than keeping
     # every post's), and that scan's flags are the exact ones.
     key_text = collapse_spaces(scan_text)
@@ -239,18 +242,12 @@ def detect(post: PostInput, index: DetectionIndex) -> list[Detection]:
     mask = 0
     for _end, value in hits:
         mask |= value[1]
-    if not _may_be_candidate(mask, key_text, post, index):
+    trade = _trade_possible(mask)
+    events = _events_possible(mask, key_text, post, index)
+    if not trade and not events:
         return []
     analysis = _PostAnalysis(post, NormalizedText(raw, key_text), hits, index)
-    events = _events_possible(mask, key_text, post, index)
-    return analysis.run(mask if events else 0, _trade_possible(mask))
-
-
-def _may_be_candidate(mask: int, words: str, post: PostInput, index: DetectionIndex) -> bool:
-    """True when the flags found in the post's words allow a trade call or an event."""
-    if not mask & _MAY_MATTER:
-        return False
-    return _trade_possible(mask) or _events_possible(mask, words, post, index)
+    return analysis.run(mask if events else 0, trade)
 
 
 def _trade_possible(mask: int) -> bool:
@@ -354,7 +351,6 @@ class _PostAnalysis:
             keyword_words,
             self.index.matcher.symbol_lookup,
             with_pairs=True,
-            words=self.evidence.words,
         )
         best: dict[tuple[int, str], _Scored] = {}
         for anchor in hopeful:

@@ -115,13 +115,11 @@ def resolve_mentions(
     symbol_lookup: Mapping[str, tuple[int, ...]],
     *,
     with_pairs: bool,
-    words: Sequence[str] | None = None,
 ) -> list[EntityMention]:
     """The entity mentions among the hits, plus pairs, longest first where they overlap."""
     folded = text.folded
     urls = [(start, end) for start, end, _ in text.urls]
-    if words is None:
-        words = text.key_text.split()
+    words = text.words
     shouting: list[bool] = []  # computed on first need
     found: list[EntityMention] = []
     for hit in hits:

@@ -122,9 +122,8 @@ def collapse_spaces(scan_text: str) -> str:
 def scan_text_of(text: str) -> str:
     """key_text before its runs of spaces are collapsed: the cheapest text to pre-scan.
 
-    Every single-word key is found in it exactly as in key_text; a key of several words is found
-    unless punctuation stands between its words ("token, generation event"), which is no match
-    for an announcement phrase anyway.
+    Every single-word key is found in it exactly as in key_text; the matcher also holds its keys
+    of several words with the words two or three spaces apart, for punctuation between them.
     """
     if text.isascii():
         return f" {text.encode('ascii').translate(_ASCII_WORDS).decode('ascii')} "
