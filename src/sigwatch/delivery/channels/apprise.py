@@ -1,11 +1,11 @@
-"""Notifications through Apprise URLs: Telegram, Discord, Slack, email and the many others.
+"""Notifications through Apprise URLs: Telegram, Discord, Slack, email and the other HTTP services.
 
-Every text that comes from a post or an alert is escaped for the markup its target renders:
-HTML for Telegram and email, Markdown for Discord, plain text for Slack (Apprise escapes Slack's
-three control characters) and for every other service. Mentions are broken with a zero-width
-space after each ``@``, so ``@everyone`` in a headline pings nobody.
+Only the Apprise services sigwatch can guard are accepted (see :mod:`apprise_schemes`): those that
+talk HTTP(S) through ``requests``, and e-mail through ``smtplib``. A send runs in a worker thread
+under a timeout, inside :func:`~sigwatch.net.guard.checked_sockets`, so every socket Apprise opens
+(each redirect hop and the mail server included) is checked against the SSRF policy at the
+address it actually connects to. Messages are laid out and escaped by :mod:`apprise_format`.
 
-Apprise sends with ``requests``, blocking, so each send runs in a worker thread under a timeout.
 Apprise only answers yes or no; to tell a rate limit from a revoked token, the HTTP answers it
 gets are observed on the way back (see :func:`_install_answer_observer`).
 """
@@ -14,48 +14,29 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import dataclasses
-import html
-import ipaddress
 import json
-import re
-import socket
 import threading
-import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
 import structlog
-from apprise import Apprise, AppriseAsset, NotifyFormat, PersistentStoreMode
+from apprise import Apprise, AppriseAsset, PersistentStoreMode
 from apprise.plugins.base import NotifyBase
-from apprise.plugins.discord import NotifyDiscord
-from apprise.plugins.slack import NotifySlack
-from apprise.plugins.telegram import NotifyTelegram
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from requests.adapters import HTTPAdapter
 
+from sigwatch.delivery.channels.apprise_format import Formatted, format_for
+from sigwatch.delivery.channels.apprise_schemes import plugin_refusal, scheme_refusal
 from sigwatch.delivery.channels.base import DeliveryReceipt, error_for_answer
-from sigwatch.delivery.message import AlertMessage, EvidenceItem
-from sigwatch.errors import (
-    BlockedAddress,
-    DeliveryError,
-    PermanentDeliveryError,
-    TransientDeliveryError,
-)
+from sigwatch.delivery.message import AlertMessage
+from sigwatch.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from sigwatch.net.client import OutboundClient
-from sigwatch.net.guard import AddressPolicy
+from sigwatch.net.guard import SocketCheck, checked_sockets
 
 log = structlog.get_logger(__name__)
-
-with warnings.catch_warnings():
-    # Apprise's email plugin imports imghdr for its PGP support, which Python 3.11 deprecates
-    # (Apprise brings its own shim for 3.13, where imghdr is gone). The warning concerns
-    # Apprise's code and would stop every test run that imports this module.
-    warnings.filterwarnings("ignore", message="'imghdr' is deprecated", category=DeprecationWarning)
-    from apprise.plugins.email import NotifyEmail
 
 # Query parameters through which an Apprise URL makes the plugin read a local file or fetch a
 # URL of the user's choosing (Discord/Slack/Telegram templates, FCM and Web Push key files).
@@ -72,32 +53,8 @@ _TRANSIENT_API_ERRORS = frozenset(
     }
 )
 _ANSWER_BYTES = 4096
-_ZWSP = "\u200b"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_DISCORD_SPECIALS = frozenset("\\*_~`|<>#-+[]()")
-# Characters left as they are in a URL shown to a chat service; the rest is percent-encoded so
-# a URL cannot close the markup around it ("<", ">", quotes, brackets) or mention anyone ("@").
-_URL_SAFE = "/:?#&=%+,;.~-_!$"
-
-
-@dataclass(frozen=True, slots=True)
-class _Budget:
-    """How much of a message a target can take, in characters of the final body."""
-
-    max_chars: int
-    evidence: int
-    summary_chars: int = 600
-    excerpt_chars: int = 200
-    title_chars: int = 200
-
-
-@dataclass(frozen=True, slots=True)
-class _Formatted:
-    """A message ready for Apprise: title, body, and the format the body is written in."""
-
-    title: str
-    body: str
-    body_format: NotifyFormat
+# HTTPAdapter.send(request, stream, timeout, verify, cert, proxies): where ``proxies`` sits.
+_PROXIES_ARG = 4
 
 
 @dataclass(slots=True)
@@ -109,11 +66,11 @@ class _Answer:
 
 @dataclass(slots=True)
 class _Observation:
-    """The HTTP answers and transport failures of one send, in order."""
+    """The HTTP answers and transport failures of one send, in order, and its socket check."""
 
     answers: list[_Answer] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)
-    policy: AddressPolicy | None = None
+    check: SocketCheck | None = None
 
 
 _observation: contextvars.ContextVar[_Observation | None] = contextvars.ContextVar(
@@ -127,9 +84,11 @@ def _install_answer_observer() -> None:
     """Wrap ``requests``' HTTPAdapter.send once so a send can see the answers Apprise got.
 
     Apprise plugins call ``requests.post`` directly and keep the response to themselves, so
-    there is no per-call hook to pass in. The wrapper records answers only while a send has set
-    the context variable in its own thread; every other use of ``requests`` passes straight
-    through, unchanged.
+    there is no per-call hook to pass in. The wrapper acts only while a send has set the context
+    variable in its own thread: it names the host being dialled for the SSRF guard's messages,
+    drops proxies taken from the environment (a proxy would be dialled instead of the checked
+    address, as the outbound client also refuses) and records the answer. Every other use of
+    ``requests`` passes straight through, unchanged.
     """
     global _observer_installed
     with _observer_lock:
@@ -143,8 +102,12 @@ def _install_answer_observer() -> None:
             observation = _observation.get()
             if observation is None:
                 return original(self, request, *args, **kwargs)
-            if observation.policy is not None:
-                _check_destination(observation.policy, request.url or "")
+            if observation.check is not None:
+                observation.check.host = urlsplit(request.url or "").hostname
+                if len(args) > _PROXIES_ARG:
+                    args = (*args[:_PROXIES_ARG], {}, *args[_PROXIES_ARG + 1 :])
+                else:
+                    kwargs["proxies"] = {}
             try:
                 response = original(self, request, *args, **kwargs)
             except requests.RequestException as exc:
@@ -157,24 +120,6 @@ def _install_answer_observer() -> None:
 
         setattr(HTTPAdapter, "send", send)  # noqa: B010 (mypy refuses assigning to a method)
         _observer_installed = True
-
-
-def _check_destination(policy: AddressPolicy, url: str) -> None:
-    """Apply the SSRF guard to a request Apprise is about to make (BlockedAddress if refused).
-
-    Apprise dials with ``requests``, not with sigwatch's client, so the guard is applied here,
-    after DNS resolution, on every request it makes (redirects included, as requests sends each
-    hop through the adapter). A name that resolves differently between this check and the
-    connection could still slip through; the outbound client, which checks at connect time, has
-    no such gap.
-    """
-    host = urlsplit(url).hostname or ""
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except OSError:
-        return  # requests will fail to resolve it too, and report that
-    for info in infos:
-        policy.check(host, ipaddress.ip_address(info[4][0]))
 
 
 def _asset() -> AppriseAsset:
@@ -210,17 +155,26 @@ class AppriseOptions(BaseModel):
     @classmethod
     def _check_url(cls, value: SecretStr) -> SecretStr:
         url = value.get_secret_value().strip()
+        # Refused by scheme before Apprise instantiates anything: some of those plugins set up
+        # local resources (D-Bus, the system log) as they are built.
+        refusal = scheme_refusal(url)
+        if refusal is not None:
+            raise ValueError(refusal)
         _refuse_file_params(url)
-        if _instantiate(url) is None:
+        plugin = _instantiate(url)
+        if plugin is None:
             raise ValueError(
                 "is not an Apprise URL sigwatch can use; see https://appriseit.com/services/ "
                 "for the form of each service (e.g. tgram://bot-token/chat-id)"
             )
+        refusal = plugin_refusal(plugin)
+        if refusal is not None:
+            raise ValueError(refusal)
         return SecretStr(url)
 
 
 class AppriseChannel:
-    """Sends alerts to any service Apprise knows, formatted and escaped for that service."""
+    """Sends alerts to the HTTP and e-mail services Apprise knows, formatted for each one."""
 
     kind: ClassVar[str] = "apprise"
     Options: ClassVar[type[BaseModel]] = AppriseOptions
@@ -246,32 +200,32 @@ class AppriseChannel:
             ) from None
 
     def _send_blocking(self, message: AlertMessage) -> DeliveryReceipt:
+        # Checked again at send time: a channel stored before a scheme was refused, or options
+        # built without validation, must not reach a plugin that opens its own sockets.
+        refusal = scheme_refusal(self._url)
+        if refusal is not None:
+            raise PermanentDeliveryError(f"this channel's Apprise URL {_edit_hint(refusal)}")
         # A fresh plugin per send: Apprise plugins keep per-message state between calls.
         plugin = _instantiate(self._url)
         if plugin is None:
             raise PermanentDeliveryError(
                 "the channel's Apprise URL is no longer valid: enter it again"
             )
+        refusal = plugin_refusal(plugin)
+        if refusal is not None:
+            raise PermanentDeliveryError(f"this channel's Apprise URL {_edit_hint(refusal)}")
         service = str(getattr(plugin, "service_name", "Apprise"))
         # Apprise's own socket timeouts, so the thread ends about when the send gives up.
         plugin.socket_connect_timeout = min(plugin.socket_connect_timeout, self._timeout_s)
         plugin.socket_read_timeout = min(plugin.socket_read_timeout, self._timeout_s)
-        formatted = _format_for(plugin, message)
-        observation = _Observation(policy=self._policy)
-        smtp_host = getattr(plugin, "smtp_host", None)
-        if self._policy is not None and isinstance(smtp_host, str) and smtp_host:
-            try:  # e-mail goes over smtplib, not requests: check the mail server here
-                _check_destination(self._policy, f"smtp://{smtp_host}")
-            except BlockedAddress as exc:
-                raise PermanentDeliveryError(str(exc)) from None
+        formatted = format_for(plugin, message)
+        observation = _Observation()
         token = _observation.set(observation)
         try:
-            accepted = plugin.notify(
-                body=formatted.body, title=formatted.title, body_format=formatted.body_format
-            )
-        except BlockedAddress as exc:
-            raise PermanentDeliveryError(str(exc)) from None
+            accepted = self._notify_checked(plugin, formatted, observation)
         except Exception as exc:  # a plugin bug must not escape into the worker loop
+            if observation.check is not None and observation.check.refusals:
+                raise PermanentDeliveryError(str(observation.check.refusals[0])) from None
             # Only the type: an Apprise exception's text may quote the URL and its token.
             log.warning("apprise plugin failed", service=service, error=type(exc).__name__)
             raise TransientDeliveryError(
@@ -282,7 +236,35 @@ class AppriseChannel:
         if accepted:
             statuses = [answer.status for answer in observation.answers]
             return DeliveryReceipt(statuses[-1] if statuses else None, f"{service} accepted")
+        if observation.check is not None and observation.check.refusals:
+            # Apprise saw only a failed connection; the guard knows it refused the address.
+            raise PermanentDeliveryError(str(observation.check.refusals[0]))
         raise _error_for(observation, service)
+
+    def _notify_checked(
+        self, plugin: NotifyBase, formatted: Formatted, observation: _Observation
+    ) -> bool:
+        """Let ``plugin`` send, every socket it opens checked by the channel's SSRF policy."""
+        if self._policy is None:  # a client with a stand-in transport: no real sockets to guard
+            return self._notify(plugin, formatted)
+        with checked_sockets(self._policy) as check:
+            observation.check = check
+            smtp_host = getattr(plugin, "smtp_host", None)
+            if isinstance(smtp_host, str) and smtp_host:
+                check.host = smtp_host  # e-mail dials its server with smtplib, not requests
+            return self._notify(plugin, formatted)
+
+    @staticmethod
+    def _notify(plugin: NotifyBase, formatted: Formatted) -> bool:
+        return bool(
+            plugin.notify(
+                body=formatted.body, title=formatted.title, body_format=formatted.body_format
+            )
+        )
+
+
+def _edit_hint(refusal: str) -> str:
+    return f"is refused: {refusal}; edit the channel to use a supported service, or delete it"
 
 
 def _error_for(observation: _Observation, service: str) -> DeliveryError:
@@ -321,196 +303,3 @@ def _api_refusal(body: bytes) -> str | None:
         error = payload.get("error") or payload.get("description") or "ok: false"
         return str(error)[:100]
     return None
-
-
-# --- formatting ---------------------------------------------------------------------------------
-
-
-def _format_for(plugin: NotifyBase, message: AlertMessage) -> _Formatted:
-    """``message`` laid out and escaped for the service behind ``plugin``."""
-    renderer: Callable[[AlertMessage, _Budget], _Formatted]
-    if isinstance(plugin, NotifyTelegram):
-        renderer, budget = _telegram, _Budget(max_chars=4000, evidence=5)
-    elif isinstance(plugin, NotifyDiscord):
-        renderer, budget = _discord, _Budget(max_chars=1900, evidence=3)
-    elif isinstance(plugin, NotifySlack):
-        # Plain text: Slack then shows *, _ and ~ as typed, and Apprise escapes &, < and >
-        # (Slack's documented escaping), which turns <!channel> or <url|label> into inert text.
-        renderer, budget = _plain_text, _Budget(max_chars=3000, evidence=5)
-    elif isinstance(plugin, NotifyEmail):
-        renderer, budget = _email, _Budget(max_chars=100_000, evidence=20, excerpt_chars=500)
-    else:
-        renderer, budget = _plain_text, _Budget(max_chars=1000, evidence=3)
-    return _fit(renderer, message, budget)
-
-
-def _fit(
-    renderer: Callable[[AlertMessage, _Budget], _Formatted],
-    message: AlertMessage,
-    budget: _Budget,
-) -> _Formatted:
-    """Render, dropping evidence then shortening texts until the body fits the target.
-
-    Cutting the rendered body instead could split an escape sequence or an HTML tag.
-    """
-    current = budget
-    while True:
-        formatted = renderer(message, current)
-        if len(formatted.body) <= budget.max_chars:
-            return formatted
-        if current.evidence > 0:
-            current = dataclasses.replace(current, evidence=current.evidence - 1)
-        elif current.summary_chars > 50 or current.title_chars > 50:
-            current = dataclasses.replace(
-                current,
-                summary_chars=max(current.summary_chars // 2, 50),
-                title_chars=max(current.title_chars // 2, 50),
-            )
-        else:
-            return formatted
-
-
-def _headline(message: AlertMessage, budget: _Budget) -> str:
-    prefix = {"updated": "Updated: ", "test": "Test: "}.get(message.kind, "")
-    return _one_line(prefix + _cut(message.title, budget.title_chars))
-
-
-def _facts(message: AlertMessage) -> str:
-    return (
-        f"{_one_line(message.event)} · {_one_line(message.entity)} · confidence "
-        f"{round(message.confidence * 100)}% · urgency {_one_line(message.urgency)}"
-    )
-
-
-def _evidence_line(item: EvidenceItem, budget: _Budget) -> str:
-    who = f"{_one_line(item.source)} — {_one_line(item.author)}" if item.author else item.source
-    return f"{_one_line(who)}: {_one_line(_cut(item.excerpt, budget.excerpt_chars))}"
-
-
-def _more(message: AlertMessage, shown: int) -> str | None:
-    hidden = len(message.evidence) - shown
-    return f"and {hidden} more source{'s' if hidden != 1 else ''}" if hidden > 0 else None
-
-
-def _telegram(message: AlertMessage, budget: _Budget) -> _Formatted:
-    def text(value: str) -> str:
-        return html.escape(_unmention(value), quote=False)
-
-    lines = [f"<b>{text(_headline(message, budget))}</b>", text(_facts(message)), ""]
-    lines.append(text(_cut(message.summary, budget.summary_chars)))
-    link = _safe_url(message.url)
-    if link:
-        lines.append(f'<a href="{html.escape(link)}">Open</a>')
-    items = message.evidence[: budget.evidence]
-    if items:
-        lines += ["", "<b>Evidence</b>"]
-        for item in items:
-            url = _safe_url(item.url)
-            suffix = f' <a href="{html.escape(url)}">link</a>' if url else ""
-            lines.append(f"• {text(_evidence_line(item, budget))}{suffix}")
-        more = _more(message, len(items))
-        if more:
-            lines.append(text(more))
-    return _Formatted("", "\n".join(lines), NotifyFormat.HTML)
-
-
-def _discord(message: AlertMessage, budget: _Budget) -> _Formatted:
-    def text(value: str) -> str:
-        escaped = "".join(f"\\{c}" if c in _DISCORD_SPECIALS else c for c in value)
-        return _unmention(escaped)
-
-    lines = [f"**{text(_headline(message, budget))}**", text(_facts(message)), ""]
-    lines.append(text(_cut(message.summary, budget.summary_chars)))
-    link = _safe_url(message.url)
-    if link:
-        lines.append(f"<{link}>")  # angle brackets: a link without a preview card
-    items = message.evidence[: budget.evidence]
-    if items:
-        lines += ["", "**Evidence**"]
-        for item in items:
-            url = _safe_url(item.url)
-            lines.append(f"• {text(_evidence_line(item, budget))}" + (f" <{url}>" if url else ""))
-        more = _more(message, len(items))
-        if more:
-            lines.append(text(more))
-    return _Formatted("", "\n".join(lines), NotifyFormat.MARKDOWN)
-
-
-def _plain_text(message: AlertMessage, budget: _Budget) -> _Formatted:
-    lines = [
-        _unmention(_facts(message)),
-        "",
-        _unmention(_cut(message.summary, budget.summary_chars)),
-    ]
-    link = _safe_url(message.url)
-    if link:
-        lines.append(link)
-    items = message.evidence[: budget.evidence]
-    if items:
-        lines += ["", "Evidence:"]
-        for item in items:
-            url = _safe_url(item.url)
-            lines.append(
-                f"- {_unmention(_evidence_line(item, budget))}" + (f" {url}" if url else "")
-            )
-        more = _more(message, len(items))
-        if more:
-            lines.append(more)
-    return _Formatted(_unmention(_headline(message, budget)), "\n".join(lines), NotifyFormat.TEXT)
-
-
-def _email(message: AlertMessage, budget: _Budget) -> _Formatted:
-    def text(value: str) -> str:
-        return html.escape(value, quote=False)
-
-    parts = [
-        f"<p><strong>{text(_headline(message, budget))}</strong><br>{text(_facts(message))}</p>",
-        f"<p>{text(_cut(message.summary, budget.summary_chars))}</p>",
-    ]
-    link = _safe_url(message.url)
-    if link:
-        parts.append(f'<p><a href="{html.escape(link)}">{text(link)}</a></p>')
-    items = message.evidence[: budget.evidence]
-    if items:
-        rows = []
-        for item in items:
-            url = _safe_url(item.url)
-            suffix = f' (<a href="{html.escape(url)}">link</a>)' if url else ""
-            rows.append(f"<li>{text(_evidence_line(item, budget))}{suffix}</li>")
-        more = _more(message, len(items))
-        if more:
-            rows.append(f"<li>{text(more)}</li>")
-        parts.append("<p><strong>Evidence</strong></p><ul>" + "".join(rows) + "</ul>")
-    # The subject is a mail header: plain text on one line, never markup.
-    return _Formatted(_headline(message, budget), "\n".join(parts), NotifyFormat.HTML)
-
-
-def _unmention(value: str) -> str:
-    """``value`` with a zero-width space after each ``@``: no @everyone, @here or <@id> pings."""
-    return value.replace("@", "@" + _ZWSP)
-
-
-def _one_line(value: str) -> str:
-    """``value`` on one line, without control characters (a subject line must stay one header)."""
-    return " ".join(_CONTROL.sub(" ", value).split())
-
-
-def _cut(value: str, limit: int) -> str:
-    value = value.strip()
-    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
-
-
-def _safe_url(url: str | None) -> str | None:
-    """``url`` when it is an absolute http(s) URL, percent-encoded so markup cannot break out."""
-    if not url:
-        return None
-    url = url.strip()
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    if any(c.isspace() or ord(c) < 32 for c in url):
-        return None
-    return quote(url, safe=_URL_SAFE)
