@@ -54,7 +54,7 @@ def test_token_pair_carries_user_role_type_and_lifetimes():
     assert refresh.expires_at == now + timedelta(days=1)
     assert refresh.jti != access.jti
     claims = jwt.decode(pair.access_token, SECRET, algorithms=["HS256"])
-    assert set(claims) == {"sub", "role", "type", "exp", "iat", "jti"}
+    assert set(claims) == {"sub", "role", "type", "exp", "iat", "jti", "ver"}
     assert claims["sub"] == "7"
 
 

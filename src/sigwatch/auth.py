@@ -97,6 +97,8 @@ class TokenClaims:
     issued_at: datetime
     expires_at: datetime
     jti: str
+    #: The user's token version when signed; a password change raises it and retires the token.
+    token_version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,7 @@ def issue_token(
     role: str,
     token_type: TokenType,
     ttl_s: int,
+    token_version: int = 0,
     now: datetime | None = None,
 ) -> str:
     """Sign a token for ``user_id`` that expires ``ttl_s`` seconds after ``now``."""
@@ -126,6 +129,9 @@ def issue_token(
         "iat": int(issued.timestamp()),
         "exp": int((issued + timedelta(seconds=ttl_s)).timestamp()),
         "jti": uuid.uuid4().hex,
+        # A counter rather than a time: a token signed in the same second as a password change
+        # is still told apart from the ones before it.
+        "ver": token_version,
     }
     return jwt.encode(claims, secret_key, algorithm=ALGORITHM)
 
@@ -137,14 +143,27 @@ def issue_token_pair(
     role: str,
     access_ttl_s: int,
     refresh_ttl_s: int,
+    token_version: int = 0,
     now: datetime | None = None,
 ) -> TokenPair:
     """Sign an access token and a refresh token for the same user."""
     access = issue_token(
-        secret_key, user_id=user_id, role=role, token_type="access", ttl_s=access_ttl_s, now=now
+        secret_key,
+        user_id=user_id,
+        role=role,
+        token_type="access",
+        ttl_s=access_ttl_s,
+        token_version=token_version,
+        now=now,
     )
     refresh = issue_token(
-        secret_key, user_id=user_id, role=role, token_type="refresh", ttl_s=refresh_ttl_s, now=now
+        secret_key,
+        user_id=user_id,
+        role=role,
+        token_type="refresh",
+        ttl_s=refresh_ttl_s,
+        token_version=token_version,
+        now=now,
     )
     return TokenPair(access_token=access, refresh_token=refresh, expires_in=access_ttl_s)
 
@@ -178,6 +197,8 @@ def decode_token(secret_key: str, token: str, *, expected_type: TokenType) -> To
         user_id = int(claims["sub"])
         issued_at = datetime.fromtimestamp(claims["iat"], UTC)
         expires_at = datetime.fromtimestamp(claims["exp"], UTC)
+        # Tokens signed before versions existed carry none: they belong to version 0.
+        token_version = int(claims.get("ver", 0))
     except (TypeError, ValueError, OverflowError, OSError):
         raise AuthError(
             "the token is not valid: sign in at POST /api/v1/auth/token for a new one"
@@ -189,4 +210,5 @@ def decode_token(secret_key: str, token: str, *, expected_type: TokenType) -> To
         issued_at=issued_at,
         expires_at=expires_at,
         jti=str(claims["jti"]),
+        token_version=token_version,
     )

@@ -280,6 +280,74 @@ async def _user_create(settings: Settings, name: str, password: str, role: str) 
         await record_audit(session, "cli", "create", "user", user.id, None, snapshot(user))
 
 
+@user_app.command("passwd")
+@friendly_errors
+def user_passwd(
+    name: Annotated[str, typer.Argument(help="Username.")],
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin", "--stdin", help="Read the new password from standard input."
+        ),
+    ] = False,
+) -> None:
+    """Set a user's password (prompts twice unless --stdin); their tokens stop working."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        raise _fail("the password needs at least 8 characters")
+    settings = _settings()
+    _run(_user_passwd(settings, name, password))
+    console.print(
+        f"password of [bold]{name}[/] changed; its earlier tokens no longer work and any "
+        "sign-in lock is lifted"
+    )
+
+
+async def _user_passwd(settings: Settings, name: str, password: str) -> None:
+    from sigwatch.api.login_guard import unlock_account
+    from sigwatch.auth import hash_password
+    from sigwatch.db.users import get_user_by_username, update_user
+
+    async with _database(settings) as sessions, sessions.begin() as session:
+        user = await get_user_by_username(session, name)
+        if user is None:
+            raise NotFound(_NO_SUCH_USER.format(name=name))
+        before = snapshot(user)
+        user = await update_user(session, user.id, {"password_hash": hash_password(password)})
+        after = snapshot(user)
+        await record_audit(session, "cli", "password_change", "user", user.id, before, after)
+        await unlock_account(session, "cli", user)
+
+
+@user_app.command("unlock")
+@friendly_errors
+def user_unlock(name: Annotated[str, typer.Argument(help="Username.")]) -> None:
+    """Lift a user's sign-in lock after failed passwords, and forget those failures."""
+    settings = _settings()
+    unlocked = _run(_user_unlock(settings, name))
+    if unlocked:
+        console.print(f"[bold]{name}[/] unlocked: password sign-in works again")
+    else:
+        console.print(f"[bold]{name}[/] was not locked and had no failed sign-ins to forget")
+
+
+async def _user_unlock(settings: Settings, name: str) -> bool:
+    from sigwatch.api.login_guard import unlock_account
+    from sigwatch.db.users import get_user_by_username
+
+    async with _database(settings) as sessions, sessions.begin() as session:
+        user = await get_user_by_username(session, name)
+        if user is None:
+            raise NotFound(_NO_SUCH_USER.format(name=name))
+        return await unlock_account(session, "cli", user)
+
+
+_NO_SUCH_USER = "no user {name!r}: check the spelling, or create it with `sigwatch user create`"
+
+
 @apikey_app.command("create")
 @friendly_errors
 def apikey_create(

@@ -17,6 +17,7 @@ import sigwatch
 from sigwatch.api.deps import Runtime, get_principal
 from sigwatch.api.errors import register_error_handlers
 from sigwatch.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from sigwatch.api.ratelimit import create_rate_limiter, install_rate_limits
 from sigwatch.api.routes import (
     alerts,
     api_keys,
@@ -77,6 +78,8 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     register_error_handlers(app)
+    # Innermost of the middleware: a refused request still gets its request id and access log.
+    install_rate_limits(app)
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
@@ -127,6 +130,7 @@ async def start_runtime(settings: Settings) -> Runtime:
         redis=redis,
         schema_checked=schema_checked,
         bus=bus,
+        rate_limiter=create_rate_limiter(settings, redis),
     )
 
 

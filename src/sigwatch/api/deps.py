@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sigwatch import auth
 from sigwatch.alerts.detectors import DetectorCache
+from sigwatch.api.ratelimit import ApiRateLimiter
 from sigwatch.config import Settings
 from sigwatch.db import api_keys, users
 from sigwatch.db.models import ApiKey, User
@@ -43,6 +44,8 @@ class Runtime:
     detectors: DetectorCache = field(default_factory=DetectorCache)
     #: The live bus alert events travel on (see sigwatch.live); in process unless Redis is set.
     bus: LiveBus = field(default_factory=MemoryBus)
+    #: API request budgets (see sigwatch.api.ratelimit); None when rate limiting is off.
+    rate_limiter: ApiRateLimiter | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +121,7 @@ async def authenticate(
         if auth.looks_like_api_key(bearer):
             return await _from_api_key(session, bearer)
         claims = auth.decode_token(runtime.secret_key, bearer, expected_type="access")
-        return Principal(await active_user(session, claims.user_id), expires_at=claims.expires_at)
+        return Principal(await token_user(session, claims), expires_at=claims.expires_at)
     raise AuthError(NOT_AUTHENTICATED)
 
 
@@ -130,6 +133,17 @@ async def active_user(session: AsyncSession, user_id: int) -> User:
         raise AuthError("the user of this token no longer exists: sign in again") from None
     if not user.is_active:
         raise AuthError("this user is deactivated: ask an admin to reactivate it")
+    return user
+
+
+async def token_user(session: AsyncSession, claims: auth.TokenClaims) -> User:
+    """The active user a verified token names, unless a password change since retired it."""
+    user = await active_user(session, claims.user_id)
+    if claims.token_version != user.token_version:
+        raise AuthError(
+            f"the password was changed after this {claims.type} token was issued: sign in "
+            "again at POST /api/v1/auth/token with the new password"
+        )
     return user
 
 

@@ -160,6 +160,15 @@ class TokenPairOut(BaseModel):
     expires_in: int
 
 
+class PasswordChange(RequestModel):
+    """The caller's current password and the one to replace it with."""
+
+    old_password: Annotated[
+        str, StringConstraints(min_length=1, max_length=1024), AfterValidator(_storable_text)
+    ]
+    new_password: Password
+
+
 # --- users -----------------------------------------------------------------------------------
 
 
@@ -187,6 +196,13 @@ class UserOut(ResponseModel):
     role: str
     is_active: bool
     created_at: datetime
+
+
+class UnlockOut(BaseModel):
+    """Whether an account's sign-in lock or failure count was lifted."""
+
+    user: UserOut
+    unlocked: bool
 
 
 class MeOut(UserOut):

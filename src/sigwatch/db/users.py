@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -103,9 +104,25 @@ async def update_user(session: AsyncSession, user_id: int, changes: Mapping[str,
     ):
         raise Conflict(f"{user.username} is the last active admin: make another user admin first")
     for name, value in changes.items():
-        setattr(user, name, value)
+        if name == "password_hash":
+            set_password_hash(user, value)
+        else:
+            setattr(user, name, value)
     await session.flush()
     return user
+
+
+def set_password_hash(user: User, password_hash: str, *, now: datetime | None = None) -> None:
+    """Give ``user`` a new password: every token signed before now stops working."""
+    user.password_hash = password_hash
+    user.token_version = (user.token_version or 0) + 1
+    user.password_changed_at = now or datetime.now(UTC)
+
+
+async def store_rehashed_password(session: AsyncSession, user: User, password_hash: str) -> None:
+    """Keep a stronger hash of the same password; unlike a change, tokens stay valid."""
+    user.password_hash = password_hash
+    await session.flush()
 
 
 async def delete_user(session: AsyncSession, user_id: int) -> User:

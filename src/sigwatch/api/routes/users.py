@@ -1,4 +1,7 @@
-"""User management, for admins only: create, list, change role or password, deactivate."""
+"""User management, for admins only: create, list, change role or password, unlock, deactivate.
+
+A password set here retires every token the user held, as a change of one's own does.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, status
 
 from sigwatch import auth
+from sigwatch.api import login_guard
 from sigwatch.api.deps import AdminPrincipal, SessionDep
 from sigwatch.api.routes import API_PREFIX
-from sigwatch.api.schemas import MAX_INT32, PageOut, UserCreate, UserOut, UserUpdate, page_out
+from sigwatch.api.schemas import (
+    MAX_INT32,
+    PageOut,
+    UnlockOut,
+    UserCreate,
+    UserOut,
+    UserUpdate,
+    page_out,
+)
 from sigwatch.db import users
 from sigwatch.db.audit import record_audit, snapshot
 
@@ -65,8 +77,20 @@ async def update_user(
         # The hash itself is never audited; that it changed is.
         after["password_changed"] = True
     await record_audit(session, admin.user, "update", "user", user.id, before, after)
+    if "password_hash" in changes:
+        # A new password set by an admin is meant to be used now, even after a lockout.
+        await login_guard.unlock_account(session, admin.user, user)
     await session.commit()
     return UserOut.model_validate(user)
+
+
+@router.post("/{user_id}/unlock")
+async def unlock_user(user_id: UserId, admin: AdminPrincipal, session: SessionDep) -> UnlockOut:
+    """Lift a user's sign-in lock and forget their failed attempts (client addresses stay)."""
+    user = await users.get_user(session, user_id)
+    unlocked = await login_guard.unlock_account(session, admin.user, user)
+    await session.commit()
+    return UnlockOut(user=UserOut.model_validate(user), unlocked=unlocked)
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
