@@ -35,19 +35,24 @@ async def test_event_alert_is_what_the_alert_api_returns(live, story):
         assert item["alert"] == {name: detail.json()[name] for name in AlertOut.model_fields}
 
 
-async def test_events_carry_their_sources_and_owners(live, story):
+async def test_events_carry_the_view_of_each_user_they_reach(live, story):
     events = await load_alert_events(live.runtime.sessions, story)
     assert sorted(e["type"] for e in events) == ["alert.corroborated", "alert.created"] + [
         "alert.created"
     ]
-    nebula = [e for e in events if e["alert"]["entity"] == "Nebula Protocol"]
-    helix = [e for e in events if e["alert"]["entity"] == "Helix Network"]
-    both = sorted([live.source_ids["alice"], live.source_ids["bob"]])
-    assert all(e["source_ids"] == both for e in nebula)
-    owners = sorted([live.accounts.alice.id, live.accounts.bob.id])
-    assert all(e["owner_ids"] == owners for e in nebula)
-    assert helix[0]["source_ids"] == [live.source_ids["bob"]]
-    assert helix[0]["owner_ids"] == [live.accounts.bob.id]
+    alice, bob = str(live.accounts.alice.id), str(live.accounts.bob.id)
+    created, helix = (e for e in events if e["type"] == "alert.created")
+    (corroborated,) = (e for e in events if e["type"] == "alert.corroborated")
+    if created["alert"]["entity"] != "Nebula Protocol":
+        created, helix = helix, created
+    assert list(created["views"]) == [alice] and list(helix["views"]) == [bob]
+    # Bob's post corroborates Alice's story: it reaches Bob only, and for him it is new.
+    assert list(corroborated["views"]) == [bob]
+    assert corroborated["views"][bob]["type"] == "alert.created"
+    assert corroborated["alert"]["source_count"] == 2
+    assert corroborated["views"][bob]["alert"]["source_count"] == 1
+    assert corroborated["views"][bob]["alert"]["first_source_id"] == live.source_ids["bob"]
+    assert created["views"][alice]["alert"]["first_source_id"] == live.source_ids["alice"]
 
 
 async def test_publish_reads_once_and_publishes_in_id_order(live, story):
@@ -66,7 +71,7 @@ async def test_publish_reads_once_and_publishes_in_id_order(live, story):
         sa_event.remove(engine, "before_cursor_execute", count)
     assert published == 3
     assert [s for s in statements if s.lstrip().upper().startswith("SELECT")] == statements
-    assert len(statements) == 1
+    assert len(statements) == 2  # the changes with their alerts, then the users' views
     assert [(await anext(heard))["id"] for _ in story] == story
 
 
@@ -93,5 +98,6 @@ async def test_replay_pages_through_what_the_viewer_may_see(live, story):
             session, after_id=first[0].change.id, viewer_id=live.accounts.bob.id
         )
     assert [row.change.id for row in everything] == story
-    assert {row.alert.entity for row in alices} == {"Nebula Protocol"} and len(alices) == 2
-    assert [row.change.id for row in first + rest] == story
+    assert {row.alert.entity for row in alices} == {"Nebula Protocol"} and len(alices) == 1
+    # Bob is told of his own posts' changes only: not of Alice's post that created the story.
+    assert [row.change.id for row in first + rest] == story[1:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from pydantic import ValidationError
@@ -17,22 +18,30 @@ BOB = Viewer(user_id=3, is_admin=False)
 
 
 def event(n: int, **alert: object) -> dict[str, object]:
-    """An event as publish_alert_events makes them; ``alert`` overrides alert fields."""
+    """An event as publish_alert_events makes them; ``alert`` overrides alert fields.
+
+    ``owners`` lists the users the change reaches; each gets a view whose title names them.
+    """
+    owners = alert.pop("owners", [ALICE.user_id])
+    kind = alert.pop("type", "alert.created")
+    whole = {
+        "id": 10 + n,
+        "entity": "Nebula Protocol",
+        "event": "mainnet",
+        "confidence": 0.8,
+        "urgency": "high",
+        "title": f"title {n}",
+        **alert,
+    }
     return {
         "id": n,
-        "type": alert.pop("type", "alert.created"),
+        "type": kind,
         "at": "2026-02-01T09:00:00Z",
-        "alert": {
-            "id": 10 + n,
-            "entity": "Nebula Protocol",
-            "event": "mainnet",
-            "confidence": 0.8,
-            "urgency": "high",
-            "title": f"title {n}",
-            **alert,
+        "alert": whole,
+        "views": {
+            str(owner): {"type": kind, "alert": {**whole, "title": f"title {n} for {owner}"}}
+            for owner in owners  # type: ignore[attr-defined]
         },
-        "source_ids": [7],
-        "owner_ids": alert.pop("owners", [ALICE.user_id]),
     }
 
 
@@ -42,7 +51,7 @@ def test_each_event_is_serialised_once_whatever_the_number_of_clients():
     assert hub.dispatch(event(1)) == 50
     deliveries = [client.take()[0] for client in clients]
     assert all(d is deliveries[0] for d in deliveries)
-    assert '"source_ids"' not in deliveries[0].text and '"owner_ids"' not in deliveries[0].text
+    assert '"views"' not in deliveries[0].text
     assert deliveries[0].sse() is deliveries[0].sse()
     assert deliveries[0].sse().startswith(b"id: 1\r\ndata: {")
 
@@ -56,6 +65,20 @@ def test_users_get_only_events_of_alerts_from_their_sources():
     assert [d.id for d in admin.take()] == [1, 2, 3]
     assert [d.id for d in alice.take()] == [1, 2]
     assert [d.id for d in bob.take()] == [2]
+
+
+def test_each_user_is_sent_their_own_view_serialised_once():
+    hub = LiveHub(MemoryBus())
+    admin = hub.connect(ADMIN)
+    alices = [hub.connect(ALICE) for _ in range(3)]
+    bob = hub.connect(BOB)
+    hub.dispatch(event(1, owners=[ALICE.user_id, BOB.user_id]))
+    sent = [client.take()[0] for client in alices]
+    assert all(d is sent[0] for d in sent)
+    assert json.loads(sent[0].text)["alert"]["title"] == f"title 1 for {ALICE.user_id}"
+    assert json.loads(bob.take()[0].text)["alert"]["title"] == f"title 1 for {BOB.user_id}"
+    assert json.loads(admin.take()[0].text)["alert"]["title"] == "title 1"
+    assert all('"views"' not in d.text for d in sent)
 
 
 @pytest.mark.parametrize(

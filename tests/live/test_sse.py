@@ -170,12 +170,13 @@ async def test_replay_and_live_events_respect_visibility(live):
     await live.collect("bob")
     ids = await live.publish_after()
     async with stream(live, "alice", headers={"Last-Event-ID": "0"}) as events:
-        replayed = await events.take(2)
+        replayed = await events.take(1)  # her Nebula post; Bob's corroboration is not hers
         await events.nothing_within(0.2)
         helix = [a for a in await _alerts(live) if a["entity"] == "Helix Network"]
         await live.set_status("bob", [helix[0]["id"]], "dismissed")  # bob's alone
         await events.nothing_within(0.3)
     assert {e["alert"]["entity"] for e in replayed} == {"Nebula Protocol"}
+    assert replayed[0]["alert"]["source_count"] == 1 and "views" not in replayed[0]
     assert len(ids) == 3
 
 

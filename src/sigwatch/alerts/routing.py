@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.alerts.stories import URGENCY_ORDER
-from sigwatch.db.alerts import AlertChange, alert_source_owners
-from sigwatch.db.models import Alert, Channel, Entity, Silence, Subscription, User
+from sigwatch.db.alerts import AlertChange, AlertShown, shown, visible_source_ids
+from sigwatch.db.models import Channel, Entity, Silence, Subscription, User
 from sigwatch.db.outbox import enqueue_delivery
 
 
@@ -28,7 +28,9 @@ class _Subscriber:
     channel_ids: tuple[int, ...]
 
 
-def matches(filters: dict[str, Any], alert: Alert, tags: Sequence[str], sources: set[int]) -> bool:
+def matches(
+    filters: dict[str, Any], alert: AlertShown, tags: Sequence[str], sources: set[int]
+) -> bool:
     """True when ``alert`` passes a subscription's filters (an empty filter lets all through)."""
     if filters.get("entities") and alert.entity.casefold() not in {
         name.casefold() for name in filters["entities"]
@@ -70,7 +72,7 @@ def digest_due(mode: str, now: datetime) -> datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
 
 
-def _silenced(silences: Sequence[Silence], owner_id: int, alert: Alert, now: datetime) -> bool:
+def _silenced(silences: Sequence[Silence], owner_id: int, alert: AlertShown, now: datetime) -> bool:
     return any(
         silence.owner_id == owner_id
         and silence.until > now
@@ -80,14 +82,25 @@ def _silenced(silences: Sequence[Silence], owner_id: int, alert: Alert, now: dat
     )
 
 
-def _notice(change: AlertChange, subscription: Subscription, matched_before: bool) -> str | None:
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """One alert change as one subscriber's owner sees it."""
+
+    alert: AlertShown
+    kind: str  # created, corroborated
+    previous_confidence: float | None
+    previous_urgency: str | None
+    sources: set[int]
+
+
+def _notice(seen: _Seen, subscription: Subscription, matched_before: bool) -> str | None:
     """Which notification a change earns from a subscription: new, updated, or none."""
-    if change.kind == "created" or not matched_before:
+    if seen.kind == "created" or not matched_before:
         return "new"
     if subscription.notify_on != "changes":
         return None
-    rose = URGENCY_ORDER.get(change.alert.urgency, 0) > URGENCY_ORDER.get(
-        change.previous_urgency or "low", 0
+    rose = URGENCY_ORDER.get(seen.alert.urgency, 0) > URGENCY_ORDER.get(
+        seen.previous_urgency or "low", 0
     )
     return "updated" if rose else None
 
@@ -135,22 +148,35 @@ async def route_changes(
     added = 0
     for change in changes:
         alert = change.alert
-        sources, owners = await alert_source_owners(session, alert.id)
         alert_tags = tags.get(alert.entity_id or 0, [])
+        as_admin: _Seen | None = None
         for subscriber in subscribers:
             owner = subscriber.owner
-            if owner.role != "admin" and owner.id not in owners:
-                continue  # the alert rests on sources this user cannot see
+            seen: _Seen | None
+            if owner.role == "admin":
+                if as_admin is None:
+                    as_admin = _Seen(
+                        shown(alert, None),
+                        change.kind,
+                        change.previous_confidence,
+                        change.previous_urgency,
+                        await visible_source_ids(session, alert.id, None),
+                    )
+                seen = as_admin
+            else:
+                seen = await _seen_by_owner(session, change, owner.id)
+            if seen is None:
+                continue  # the change is to a post this user cannot see
             filters = subscriber.subscription.filters or {}
-            if not matches(filters, alert, alert_tags, sources):
+            if not matches(filters, seen.alert, alert_tags, seen.sources):
                 continue
-            if _silenced(silences, owner.id, alert, now):
+            if _silenced(silences, owner.id, seen.alert, now):
                 continue
-            before = change.previous_confidence
+            before = seen.previous_confidence
             matched_before = before is not None and before >= float(
                 filters.get("min_confidence") or 0.0
             )
-            notice = _notice(change, subscriber.subscription, matched_before)
+            notice = _notice(seen, subscriber.subscription, matched_before)
             if notice is None:
                 continue
             mode = subscriber.subscription.mode
@@ -170,3 +196,21 @@ async def route_changes(
                     next_attempt_at=due,
                 )
     return added
+
+
+async def _seen_by_owner(session: AsyncSession, change: AlertChange, owner_id: int) -> _Seen | None:
+    """The change as a user sees it: only a post of their own sources changes their view.
+
+    When another user's source saw the story first, the user's own first post makes it new to
+    them, so their subscriptions hear of it as new.
+    """
+    view_change = change.view_change
+    if view_change is None or view_change.owner_id != owner_id:
+        return None
+    return _Seen(
+        shown(change.alert, view_change.view),
+        view_change.kind,
+        view_change.previous_confidence,
+        view_change.previous_urgency,
+        await visible_source_ids(session, change.alert.id, owner_id),
+    )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 #: Evidence of one entity and event this close in time is one story.
 STORY_WINDOW = timedelta(hours=72)
@@ -72,3 +73,57 @@ URGENCY_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 def most_urgent(a: str, b: str) -> str:
     """The more urgent of two urgency levels."""
     return a if URGENCY_ORDER.get(a, 0) >= URGENCY_ORDER.get(b, 0) else b
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceFacts:
+    """What a story's summary reads of one piece of its evidence."""
+
+    source_id: int
+    published_at: datetime
+    confidence: float
+    urgency: str
+    event_time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StorySummary:
+    """A story as some evidence tells it: confidence, urgency, first source, lead time, counts."""
+
+    confidence: float
+    urgency: str
+    event_time: datetime | None
+    first_source_id: int
+    first_seen_at: datetime
+    last_evidence_at: datetime
+    lead_time_s: float | None
+    source_count: int
+    evidence_count: int
+
+
+def summarise_story(evidence: Sequence[EvidenceFacts]) -> StorySummary:
+    """Summarise a non-empty story from its evidence, earliest first.
+
+    The same function serves the whole story and each user's view of it (their evidence only),
+    so a view can never say more than the posts its user may see.
+    """
+    best: dict[int, float] = {}
+    first_seen: dict[int, datetime] = {}
+    for item in evidence:
+        best[item.source_id] = max(best.get(item.source_id, 0.0), item.confidence)
+        first_seen.setdefault(item.source_id, item.published_at)
+    order = sorted(first_seen.items(), key=lambda pair: pair[1])
+    urgency = evidence[0].urgency
+    for item in evidence[1:]:
+        urgency = most_urgent(urgency, item.urgency)
+    return StorySummary(
+        confidence=corroborated_confidence(best),
+        urgency=urgency,
+        event_time=next((item.event_time for item in evidence if item.event_time), None),
+        first_source_id=order[0][0],
+        first_seen_at=order[0][1],
+        last_evidence_at=max(item.published_at for item in evidence),
+        lead_time_s=(order[1][1] - order[0][1]).total_seconds() if len(order) > 1 else None,
+        source_count=len(best),
+        evidence_count=len(evidence),
+    )

@@ -7,19 +7,30 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, func, or_, select, text
+from sqlalchemy import ColumnElement, Select, and_, exists, func, null, or_, select, text, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.alerts.stories import (
     NEAR_DUPLICATE_WINDOW,
     STORY_WINDOW,
+    EvidenceFacts,
+    StorySummary,
     corroborated_confidence,
     is_near_duplicate,
-    most_urgent,
+    summarise_story,
 )
-from sigwatch.db.models import Alert, AlertEvidence, AlertHistory, Entity, Post, Source
+from sigwatch.db.models import (
+    Alert,
+    AlertEvidence,
+    AlertHistory,
+    AlertView,
+    Entity,
+    Post,
+    Source,
+)
 from sigwatch.db.pagination import MAX_BIGINT_ID, Page, decode_cursor, encode_cursor
 from sigwatch.db.types import utcnow
+from sigwatch.db.visibility import source_visible_to
 from sigwatch.errors import Conflict, InvalidInput, NotFound
 
 STATUSES = ("new", "acknowledged", "resolved", "dismissed")
@@ -51,6 +62,66 @@ class DetectionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertShown:
+    """An alert as one viewer sees it: the whole story for admins, their own view for a user."""
+
+    id: int
+    entity: str
+    entity_id: int | None
+    event: str
+    status: str
+    confidence: float
+    urgency: str
+    event_time: datetime | None
+    title: str
+    trade: dict[str, Any] | None
+    first_seen_at: datetime
+    last_evidence_at: datetime
+    first_source_id: int | None
+    lead_time_s: float | None
+    source_count: int
+    evidence_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+def shown(alert: Alert, view: AlertView | None) -> AlertShown:
+    """``alert`` as the owner of ``view`` sees it; with no view, the whole story (admins)."""
+    told: Alert | AlertView = view if view is not None else alert
+    return AlertShown(
+        id=alert.id,
+        entity=alert.entity,
+        entity_id=alert.entity_id,
+        event=alert.event,
+        status=alert.status,
+        confidence=told.confidence,
+        urgency=told.urgency,
+        event_time=told.event_time,
+        title=told.title,
+        trade=told.trade,
+        first_seen_at=told.first_seen_at,
+        last_evidence_at=told.last_evidence_at,
+        first_source_id=told.first_source_id,
+        lead_time_s=told.lead_time_s,
+        source_count=told.source_count,
+        evidence_count=told.evidence_count,
+        created_at=told.created_at,
+        updated_at=max(alert.updated_at, told.updated_at),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ViewChange:
+    """What a new post did to its source owner's view: created it (new to them) or updated it."""
+
+    owner_id: int
+    view: AlertView
+    kind: str  # created, corroborated
+    previous_confidence: float | None
+    previous_urgency: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class AlertChange:
     """What recording a detection did to an alert: created it, corroborated it, or nothing new."""
 
@@ -60,6 +131,8 @@ class AlertChange:
     previous_urgency: str | None
     #: The alert_history row of this change (the live event id); None when nothing changed.
     history_id: int | None = None
+    #: The change to the view of the post's source owner; None when repeated or nobody owns it.
+    view_change: ViewChange | None = None
 
 
 async def lock_stories(session: AsyncSession, keys: Iterable[tuple[str, str]]) -> None:
@@ -96,9 +169,14 @@ async def lock_alert_events(session: AsyncSession) -> None:
 
 
 async def record_detection(session: AsyncSession, record: DetectionRecord) -> AlertChange:
-    """Fold a detection into its story: a new alert, or evidence appended to an existing one."""
+    """Fold a detection into its story: a new alert, or evidence appended to an existing one.
+
+    The story's alert row and the view of the post's source owner are both brought up to date;
+    the other users' views are untouched, since the post is not theirs to see.
+    """
     post = record.post
     seen_at = post.published_at or post.collected_at
+    owner_id = await session.scalar(select(Source.owner_id).where(Source.id == post.source_id))
     alert = await _find_story(session, record, seen_at)
     if alert is None:
         alert = Alert(
@@ -120,15 +198,18 @@ async def record_detection(session: AsyncSession, record: DetectionRecord) -> Al
         session.add(alert)
         await session.flush()
         session.add(_evidence(alert.id, record, seen_at))
+        await session.flush()
+        view_change = await _update_view(session, alert, owner_id, record)
         history = AlertHistory(
             alert_id=alert.id,
             action="created",
             to_status="new",
-            detail={"post_id": post.id, "source_id": post.source_id},
+            owner_id=owner_id,
+            detail=_change_detail(post, None, alert.confidence, view_change),
         )
         session.add(history)
         await session.flush()
-        return AlertChange(alert, "created", None, None, history.id)
+        return AlertChange(alert, "created", None, None, history.id, view_change)
 
     duplicate = await session.scalar(
         select(AlertEvidence.id).where(
@@ -140,19 +221,95 @@ async def record_detection(session: AsyncSession, record: DetectionRecord) -> Al
     previous_confidence, previous_urgency = alert.confidence, alert.urgency
     session.add(_evidence(alert.id, record, seen_at))
     await session.flush()
-    await _refresh_story(session, alert, record)
+    _apply(alert, summarise_story(await _evidence_facts(session, alert.id, None)))
+    alert.trade = alert.trade or record.trade
+    alert.updated_at = utcnow()
+    view_change = await _update_view(session, alert, owner_id, record)
     history = AlertHistory(
         alert_id=alert.id,
         action="corroborated",
-        detail={
-            "post_id": post.id,
-            "source_id": post.source_id,
-            "confidence": [previous_confidence, alert.confidence],
-        },
+        owner_id=owner_id,
+        detail=_change_detail(post, previous_confidence, alert.confidence, view_change),
     )
     session.add(history)
     await session.flush()
-    return AlertChange(alert, "corroborated", previous_confidence, previous_urgency, history.id)
+    return AlertChange(
+        alert, "corroborated", previous_confidence, previous_urgency, history.id, view_change
+    )
+
+
+def _change_detail(
+    post: Post, before: float | None, after: float, view_change: ViewChange | None
+) -> dict[str, Any]:
+    """What a change's history row keeps: the post, and the confidence before and after.
+
+    ``view_confidence`` is the same for the owner's view, which is all its owner is shown;
+    ``new_to_owner`` says the story first reached the owner with this post.
+    """
+    detail: dict[str, Any] = {"post_id": post.id, "source_id": post.source_id}
+    if before is not None:
+        detail["confidence"] = [before, after]
+    if view_change is not None:
+        detail["new_to_owner"] = view_change.kind == "created"
+        if view_change.previous_confidence is not None:
+            detail["view_confidence"] = [
+                view_change.previous_confidence,
+                view_change.view.confidence,
+            ]
+    return detail
+
+
+async def _evidence_facts(
+    session: AsyncSession, alert_id: int, viewer_id: int | None
+) -> list[EvidenceFacts]:
+    """The alert's evidence that ``viewer_id`` may see (None: all), earliest first."""
+    rows = await session.execute(
+        select(
+            AlertEvidence.source_id,
+            AlertEvidence.published_at,
+            AlertEvidence.confidence,
+            AlertEvidence.urgency,
+            AlertEvidence.event_time,
+        )
+        .join(Source, Source.id == AlertEvidence.source_id)
+        .where(AlertEvidence.alert_id == alert_id, source_visible_to(viewer_id))
+        .order_by(AlertEvidence.published_at, AlertEvidence.id)
+    )
+    return [EvidenceFacts(*row) for row in rows.all()]
+
+
+def _apply(target: Alert | AlertView, summary: StorySummary) -> None:
+    target.confidence = summary.confidence
+    target.urgency = summary.urgency
+    target.event_time = summary.event_time
+    target.first_source_id = summary.first_source_id
+    target.first_seen_at = summary.first_seen_at
+    target.last_evidence_at = summary.last_evidence_at
+    target.lead_time_s = summary.lead_time_s
+    target.source_count = summary.source_count
+    target.evidence_count = summary.evidence_count
+
+
+async def _update_view(
+    session: AsyncSession, alert: Alert, owner_id: int | None, record: DetectionRecord
+) -> ViewChange | None:
+    """Recompute the owner's view of ``alert`` from the evidence they may see."""
+    if owner_id is None:
+        return None
+    summary = summarise_story(await _evidence_facts(session, alert.id, owner_id))
+    view = await session.get(AlertView, (alert.id, owner_id))
+    if view is None:
+        view = AlertView(alert_id=alert.id, owner_id=owner_id, title=record.title)
+        view.trade = record.trade
+        _apply(view, summary)
+        session.add(view)
+        await session.flush()
+        return ViewChange(owner_id, view, "created", None, None)
+    previous_confidence, previous_urgency = view.confidence, view.urgency
+    _apply(view, summary)
+    view.trade = view.trade or record.trade
+    view.updated_at = utcnow()
+    return ViewChange(owner_id, view, "corroborated", previous_confidence, previous_urgency)
 
 
 def _evidence(alert_id: int, record: DetectionRecord, seen_at: datetime) -> AlertEvidence:
@@ -199,44 +356,22 @@ async def _find_story(
     return None
 
 
-async def _refresh_story(session: AsyncSession, alert: Alert, record: DetectionRecord) -> None:
-    """Recompute a story's confidence, sources, first source and lead time from its evidence."""
-    rows = (
-        await session.execute(
-            select(AlertEvidence.source_id, AlertEvidence.published_at, AlertEvidence.confidence)
-            .where(AlertEvidence.alert_id == alert.id)
-            .order_by(AlertEvidence.published_at, AlertEvidence.id)
-        )
-    ).all()
-    best: dict[int, float] = {}
-    first_seen: dict[int, datetime] = {}
-    for source_id, published_at, confidence in rows:
-        best[source_id] = max(best.get(source_id, 0.0), confidence)
-        first_seen.setdefault(source_id, published_at)
-    order = sorted(first_seen.items(), key=lambda item: item[1])
-    alert.confidence = corroborated_confidence(best)
-    alert.urgency = most_urgent(alert.urgency, record.urgency)
-    alert.event_time = alert.event_time or record.event_time
-    alert.trade = alert.trade or record.trade
-    alert.first_source_id, alert.first_seen_at = order[0]
-    alert.lead_time_s = (order[1][1] - order[0][1]).total_seconds() if len(order) > 1 else None
-    alert.last_evidence_at = max(alert.last_evidence_at, rows[-1].published_at)
-    alert.source_count = len(best)
-    alert.evidence_count = len(rows)
-    alert.updated_at = utcnow()
+def _told(viewer_id: int | None) -> type[Alert] | type[AlertView]:
+    """The table whose columns tell the story to ``viewer_id``: a user's views, or the alerts."""
+    return Alert if viewer_id is None else AlertView
 
 
-def _visible(statement: Select[Any], viewer_id: int | None) -> Select[Any]:
-    """Limit to alerts with evidence from the viewer's own sources (None: every alert)."""
+def _seen_by(viewer_id: int | None) -> Select[Any, Any]:
+    """Alerts with what ``viewer_id`` sees of them: (Alert, AlertView) rows, or (Alert, None)."""
     if viewer_id is None:
-        return statement
-    return statement.where(
-        exists(
-            select(AlertEvidence.id)
-            .join(Source, Source.id == AlertEvidence.source_id)
-            .where(AlertEvidence.alert_id == Alert.id, Source.owner_id == viewer_id)
-        )
+        return select(Alert, null())
+    return select(Alert, AlertView).join(
+        AlertView, and_(AlertView.alert_id == Alert.id, AlertView.owner_id == viewer_id)
     )
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 async def list_alerts(
@@ -253,11 +388,12 @@ async def list_alerts(
     q: str | None = None,
     cursor: str | None = None,
     limit: int = 50,
-) -> Page[Alert]:
-    """Alerts newest first, filtered; ``viewer_id`` limits them to the viewer's sources."""
+) -> Page[AlertShown]:
+    """Alerts newest first as ``viewer_id`` sees them, filtered on what they see (None: all)."""
     if not 1 <= limit <= 1000:
         raise InvalidInput("limit", "must be between 1 and 1000")
-    statement = _visible(select(Alert), viewer_id)
+    told = _told(viewer_id)
+    statement = _seen_by(viewer_id)
     if entity is not None:
         statement = statement.where(func.lower(Alert.entity) == entity.casefold())
     if tag is not None:
@@ -270,23 +406,26 @@ async def list_alerts(
     if event is not None:
         statement = statement.where(Alert.event == event)
     if min_confidence is not None:
-        statement = statement.where(Alert.confidence >= min_confidence)
+        statement = statement.where(told.confidence >= min_confidence)
     if urgency is not None:
-        statement = statement.where(Alert.urgency == urgency)
+        statement = statement.where(told.urgency == urgency)
     if status is not None:
         statement = statement.where(Alert.status == status)
     if since is not None:
-        statement = statement.where(Alert.created_at >= since)
+        statement = statement.where(told.created_at >= since)
     if q is not None:
         from sigwatch.db.posts import matching_post_ids
 
         statement = statement.where(
             or_(
-                Alert.title.ilike(f"%{q}%"),
+                told.title.ilike(f"%{_escape_like(q)}%", escape="\\"),
                 exists(
-                    select(AlertEvidence.id).where(
+                    select(AlertEvidence.id)
+                    .join(Source, Source.id == AlertEvidence.source_id)
+                    .where(
                         AlertEvidence.alert_id == Alert.id,
                         AlertEvidence.post_id.in_(matching_post_ids(session, q)),
+                        source_visible_to(viewer_id),
                     )
                 ),
             )
@@ -297,21 +436,25 @@ async def list_alerts(
             raise InvalidInput("cursor", "not a cursor returned by this API")
         statement = statement.where(Alert.id < after_id)
     statement = statement.order_by(Alert.id.desc()).limit(limit + 1)
-    items = list((await session.scalars(statement)).all())
-    next_cursor = encode_cursor(items[limit - 1].id) if len(items) > limit else None
-    return Page(items=items[:limit], next_cursor=next_cursor)
+    rows = (await session.execute(statement)).all()
+    next_cursor = encode_cursor(rows[limit - 1][0].id) if len(rows) > limit else None
+    return Page(items=[shown(row[0], row[1]) for row in rows[:limit]], next_cursor=next_cursor)
 
 
-async def get_alert(session: AsyncSession, alert_id: int, *, viewer_id: int | None) -> Alert:
-    """One alert, if the viewer may see it."""
+async def _alert_row(
+    session: AsyncSession, alert_id: int, viewer_id: int | None
+) -> tuple[Alert, AlertView | None]:
     if not 0 < alert_id <= MAX_BIGINT_ID:
         raise NotFound(f"alert {alert_id} does not exist")
-    alert: Alert | None = (
-        await session.scalars(_visible(select(Alert).where(Alert.id == alert_id), viewer_id))
-    ).first()
-    if alert is None:
+    row = (await session.execute(_seen_by(viewer_id).where(Alert.id == alert_id))).first()
+    if row is None:
         raise NotFound(f"alert {alert_id} does not exist")
-    return alert
+    return row[0], row[1]
+
+
+async def get_alert(session: AsyncSession, alert_id: int, *, viewer_id: int | None) -> AlertShown:
+    """One alert as the viewer sees it, if they may see it at all."""
+    return shown(*await _alert_row(session, alert_id, viewer_id))
 
 
 async def alert_evidence(
@@ -321,55 +464,124 @@ async def alert_evidence(
     statement = (
         select(AlertEvidence, Post)
         .join(Post, Post.id == AlertEvidence.post_id)
-        .where(AlertEvidence.alert_id == alert_id)
+        .join(Source, Source.id == AlertEvidence.source_id)
+        .where(AlertEvidence.alert_id == alert_id, source_visible_to(viewer_id))
         .order_by(AlertEvidence.published_at, AlertEvidence.id)
     )
-    if viewer_id is not None:
-        statement = statement.join(Source, Source.id == AlertEvidence.source_id).where(
-            Source.owner_id == viewer_id
-        )
     return [(row[0], row[1]) for row in (await session.execute(statement)).all()]
 
 
-async def evidence_for_alerts(
-    session: AsyncSession, alert_ids: Iterable[int], *, per_alert: int = 5
-) -> dict[int, list[tuple[Post, str]]]:
-    """Each alert's first ``per_alert`` evidence posts with their source names, in one query."""
-    ids = set(alert_ids)
-    if not ids:
-        return {}
-    rows = await session.execute(
-        select(AlertEvidence.alert_id, Post, Source.name)
-        .join(Post, Post.id == AlertEvidence.post_id)
-        .join(Source, Source.id == AlertEvidence.source_id)
-        .where(AlertEvidence.alert_id.in_(ids))
-        .order_by(AlertEvidence.alert_id, AlertEvidence.published_at, AlertEvidence.id)
-    )
-    found: dict[int, list[tuple[Post, str]]] = {alert_id: [] for alert_id in ids}
-    for alert_id, post, source_name in rows.all():
-        if len(found[alert_id]) < per_alert:
-            found[alert_id].append((post, source_name))
+@dataclass(frozen=True, slots=True)
+class AlertAsSeen:
+    """An alert as one viewer sees it, with its first evidence posts and their source names."""
+
+    alert: AlertShown
+    evidence: list[tuple[Post, str]]
+
+
+async def alerts_as_seen(
+    session: AsyncSession, wanted: Iterable[tuple[int, int | None]], *, per_alert: int = 5
+) -> dict[tuple[int, int | None], AlertAsSeen]:
+    """Each (alert id, viewer id) pair's alert and first ``per_alert`` visible evidence posts.
+
+    A pair the viewer may not see (no evidence of theirs) is left out. Serves notifications:
+    what a channel says is what its owner may see.
+    """
+    found: dict[tuple[int, int | None], AlertAsSeen] = {}
+    by_viewer: dict[int | None, set[int]] = {}
+    for alert_id, viewer_id in wanted:
+        by_viewer.setdefault(viewer_id, set()).add(alert_id)
+    for viewer_id, alert_ids in by_viewer.items():
+        rows = await session.execute(_seen_by(viewer_id).where(Alert.id.in_(alert_ids)))
+        for alert, view in rows.all():
+            found[alert.id, viewer_id] = AlertAsSeen(shown(alert, view), [])
+        evidence = await session.execute(
+            select(AlertEvidence.alert_id, Post, Source.name)
+            .join(Post, Post.id == AlertEvidence.post_id)
+            .join(Source, Source.id == AlertEvidence.source_id)
+            .where(AlertEvidence.alert_id.in_(alert_ids), source_visible_to(viewer_id))
+            .order_by(AlertEvidence.alert_id, AlertEvidence.published_at, AlertEvidence.id)
+        )
+        for alert_id, post, source_name in evidence.all():
+            seen = found.get((alert_id, viewer_id))
+            if seen is not None and len(seen.evidence) < per_alert:
+                seen.evidence.append((post, source_name))
     return found
 
 
-async def alert_source_owners(session: AsyncSession, alert_id: int) -> tuple[set[int], set[int]]:
-    """The ids of the sources behind an alert's evidence, and of those sources' owners."""
-    rows = await session.execute(
-        select(Source.id, Source.owner_id)
-        .join(AlertEvidence, AlertEvidence.source_id == Source.id)
-        .where(AlertEvidence.alert_id == alert_id)
+async def visible_source_ids(
+    session: AsyncSession, alert_id: int, viewer_id: int | None
+) -> set[int]:
+    """The sources behind the alert's evidence that ``viewer_id`` may see."""
+    rows = await session.scalars(
+        select(AlertEvidence.source_id)
+        .join(Source, Source.id == AlertEvidence.source_id)
+        .where(AlertEvidence.alert_id == alert_id, source_visible_to(viewer_id))
         .distinct()
     )
-    pairs = rows.all()
-    return {row[0] for row in pairs}, {row[1] for row in pairs if row[1] is not None}
+    return set(rows.all())
 
 
-async def alert_history(session: AsyncSession, alert_id: int) -> list[AlertHistory]:
-    """The alert's changes, oldest first."""
-    rows = await session.scalars(
-        select(AlertHistory).where(AlertHistory.alert_id == alert_id).order_by(AlertHistory.id)
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One change of an alert as a viewer is told it."""
+
+    at: datetime
+    actor: str
+    action: str
+    from_status: str | None
+    to_status: str | None
+    detail: dict[str, Any]
+
+
+def history_as_seen(change: AlertHistory, viewer_id: int | None) -> HistoryEntry:
+    """A change as ``viewer_id`` is told it (None: as it happened, for admins).
+
+    A user sees their own posts' changes with their view's confidence, and the change that
+    brought the story to them as its creation.
+    """
+    detail = dict(change.detail or {})
+    action = change.action
+    if viewer_id is not None and change.action != "status":
+        if detail.pop("new_to_owner", False):
+            action = "created"
+        detail.pop("confidence", None)
+        if "view_confidence" in detail:
+            detail["confidence"] = detail.pop("view_confidence")
+    elif viewer_id is not None:
+        detail.pop("new_to_owner", None)
+        detail.pop("view_confidence", None)
+    return HistoryEntry(
+        at=change.at,
+        actor=change.actor,
+        action=action,
+        from_status=change.from_status,
+        to_status=change.to_status,
+        detail=detail,
     )
-    return list(rows.all())
+
+
+def history_visible_to(viewer_id: int | None) -> ColumnElement[bool]:
+    """A condition on ``AlertHistory``: the changes ``viewer_id`` is told of (None: all).
+
+    Everyone who sees an alert sees its status changes; a new post's change only reaches the
+    owner of its source.
+    """
+    if viewer_id is None:
+        return true()
+    return or_(AlertHistory.action == "status", AlertHistory.owner_id == viewer_id)
+
+
+async def alert_history(
+    session: AsyncSession, alert_id: int, *, viewer_id: int | None
+) -> list[HistoryEntry]:
+    """The alert's changes the viewer is told of, oldest first."""
+    rows = await session.scalars(
+        select(AlertHistory)
+        .where(AlertHistory.alert_id == alert_id, history_visible_to(viewer_id))
+        .order_by(AlertHistory.id)
+    )
+    return [history_as_seen(change, viewer_id) for change in rows.all()]
 
 
 async def change_status(
@@ -381,19 +593,20 @@ async def change_status(
     actor_id: int | None,
     actor: str,
     note: str | None = None,
-) -> list[tuple[Alert, int | None]]:
+) -> list[tuple[AlertShown, int | None]]:
     """Move alerts to ``status`` (all or none), keeping each change in their history.
 
-    Returns each alert with the id of its new history row (None when it already had ``status``).
+    Returns each alert as the viewer sees it, with the id of its new history row (None when it
+    already had ``status``).
     """
     if status not in STATUSES:
         raise InvalidInput("status", f"must be one of {', '.join(STATUSES)}")
     await lock_alert_events(session)
-    alerts = [await get_alert(session, alert_id, viewer_id=viewer_id) for alert_id in alert_ids]
-    changed: list[tuple[Alert, AlertHistory | None]] = []
-    for alert in alerts:
+    rows = [await _alert_row(session, alert_id, viewer_id) for alert_id in alert_ids]
+    changed: list[tuple[Alert, AlertView | None, AlertHistory | None]] = []
+    for alert, view in rows:
         if alert.status == status:
-            changed.append((alert, None))
+            changed.append((alert, view, None))
             continue
         if status not in TRANSITIONS[alert.status]:
             raise Conflict(
@@ -410,13 +623,10 @@ async def change_status(
             detail={"note": note} if note else {},
         )
         session.add(history)
-        changed.append((alert, history))
+        changed.append((alert, view, history))
         alert.status = status
         alert.updated_at = utcnow()
     await session.flush()
-    return [(alert, history.id if history else None) for alert, history in changed]
-
-
-def alerts_since_statement(after_id: int) -> Select[Any]:
-    """Alerts created after ``after_id``, oldest first (replay for live clients)."""
-    return select(Alert).where(Alert.id > after_id).order_by(Alert.id)
+    return [
+        (shown(alert, view), history.id if history else None) for alert, view, history in changed
+    ]

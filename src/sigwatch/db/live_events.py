@@ -1,12 +1,14 @@
 """The rows behind live alert events: alert changes with their alerts, for publish and replay.
 
-A live event is one ``alert_history`` row (its id is the event id) with its alert, the sources
-of the alert's evidence and the owners of those sources, so the fan-out can tell who may see it
-without asking the database again.
+A live event is one ``alert_history`` row (its id is the event id) with its alert and the views
+of the users it reaches, so the fan-out can tell each user what they may see without asking
+the database again. A new post's change reaches the owner of its source (and admins); a status
+change reaches everyone who sees the alert.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +16,8 @@ from typing import Any
 from sqlalchemy import Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sigwatch.db.models import Alert, AlertEvidence, AlertHistory, Source
+from sigwatch.db.alerts import history_visible_to
+from sigwatch.db.models import Alert, AlertHistory, AlertView
 from sigwatch.db.pagination import MAX_BIGINT_ID
 
 #: Most changes one replay query returns; callers page on.
@@ -23,18 +26,17 @@ MAX_REPLAY_PAGE = 1000
 
 @dataclass(frozen=True, slots=True)
 class AlertEventRow:
-    """One alert change with its alert, its evidence's sources and those sources' owners."""
+    """One alert change with its alert and the views of the users it reaches."""
 
     change: AlertHistory
     alert: Alert
-    source_ids: tuple[int, ...]
-    owner_ids: tuple[int, ...]
+    views: tuple[AlertView, ...]
 
 
 async def alert_event_rows(
     session: AsyncSession, history_ids: Collection[int]
 ) -> list[AlertEventRow]:
-    """The given alert changes with their alerts, in id order, read in one query."""
+    """The given alert changes with their alerts, in id order, read in two queries."""
     wanted = sorted({i for i in history_ids if 0 < i <= MAX_BIGINT_ID})
     if not wanted:
         return []
@@ -44,10 +46,10 @@ async def alert_event_rows(
 async def replay_alert_event_rows(
     session: AsyncSession, *, after_id: int, viewer_id: int | None, limit: int = MAX_REPLAY_PAGE
 ) -> list[AlertEventRow]:
-    """Changes with an id above ``after_id`` of alerts the viewer may see, oldest first.
+    """Changes with an id above ``after_id`` that reach the viewer, oldest first.
 
-    ``viewer_id`` None means every alert (an admin); otherwise only alerts with evidence from
-    the viewer's own sources, as the alert list shows them. At most ``limit`` changes.
+    ``viewer_id`` None means every change (an admin); otherwise the changes of alerts the
+    viewer sees that reach them, as the live stream sends them. At most ``limit`` changes.
     """
     chosen = (
         select(AlertHistory.id)
@@ -57,56 +59,38 @@ async def replay_alert_event_rows(
     )
     if viewer_id is not None:
         chosen = chosen.where(
+            history_visible_to(viewer_id),
             exists(
-                select(AlertEvidence.id)
-                .join(Source, Source.id == AlertEvidence.source_id)
-                .where(
-                    AlertEvidence.alert_id == AlertHistory.alert_id, Source.owner_id == viewer_id
+                select(AlertView.alert_id).where(
+                    AlertView.alert_id == AlertHistory.alert_id, AlertView.owner_id == viewer_id
                 )
-            )
+            ),
         )
     return await _rows(session, chosen)
 
 
 async def _rows(session: AsyncSession, chosen: Any) -> list[AlertEventRow]:
-    """Changes whose id is in ``chosen`` (ids or a subquery), with alert and sources."""
-    change = AlertHistory
-    alert_ids = select(change.alert_id).where(change.id.in_(chosen))
-    # Distinct (alert, source) pairs of just these alerts, so a story with many posts from one
-    # source adds one row, not one per post.
-    sources = (
-        select(AlertEvidence.alert_id, AlertEvidence.source_id)
-        .where(AlertEvidence.alert_id.in_(alert_ids))
-        .distinct()
-        .subquery()
+    """Changes whose id is in ``chosen`` (ids or a subquery), with alert and views."""
+    statement: Select[AlertHistory, Alert] = (
+        select(AlertHistory, Alert)
+        .join(Alert, Alert.id == AlertHistory.alert_id)
+        .where(AlertHistory.id.in_(chosen))
+        .order_by(AlertHistory.id)
     )
-    statement: Select[Any] = (
-        select(change, Alert, sources.c.source_id, Source.owner_id)
-        .join(Alert, Alert.id == change.alert_id)
-        .outerjoin(sources, sources.c.alert_id == change.alert_id)
-        .outerjoin(Source, Source.id == sources.c.source_id)
-        .where(change.id.in_(chosen))
-        .order_by(change.id, sources.c.source_id)
-    )
+    changes = (await session.execute(statement)).all()
+    views: dict[int, list[AlertView]] = defaultdict(list)
+    alert_ids = {alert.id for _, alert in changes}
+    if alert_ids:
+        for view in await session.scalars(
+            select(AlertView).where(AlertView.alert_id.in_(alert_ids))
+        ):
+            views[view.alert_id].append(view)
     rows: list[AlertEventRow] = []
-    current: tuple[AlertHistory, Alert] | None = None
-    source_ids: list[int] = []
-    owner_ids: set[int] = set()
-    for history, alert, source_id, owner_id in (await session.execute(statement)).all():
-        if current is None or current[0].id != history.id:
-            if current is not None:
-                rows.append(_row(current, source_ids, owner_ids))
-            current, source_ids, owner_ids = (history, alert), [], set()
-        if source_id is not None:
-            source_ids.append(source_id)
-        if owner_id is not None:
-            owner_ids.add(owner_id)
-    if current is not None:
-        rows.append(_row(current, source_ids, owner_ids))
+    for change, alert in changes:
+        reached = [
+            view
+            for view in views[alert.id]
+            if change.action == "status" or view.owner_id == change.owner_id
+        ]
+        rows.append(AlertEventRow(change, alert, tuple(reached)))
     return rows
-
-
-def _row(
-    current: tuple[AlertHistory, Alert], source_ids: list[int], owner_ids: set[int]
-) -> AlertEventRow:
-    return AlertEventRow(current[0], current[1], tuple(source_ids), tuple(sorted(owner_ids)))

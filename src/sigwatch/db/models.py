@@ -47,6 +47,21 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default="user")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Raised on every password change; a token signed with an older version no longer works.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    password_changed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class LoginThrottle(Base):
+    """Recent failed sign-ins of one account or one client address, and its lock if any."""
+
+    __tablename__ = "login_throttles"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)  # "account" or "ip"
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ApiKey(Base):
@@ -245,6 +260,44 @@ class AlertHistory(Base):
     from_status: Mapped[str | None] = mapped_column(String(16), default=None)
     to_status: Mapped[str | None] = mapped_column(String(16), default=None)
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: Whose view of the alert a new post changed (the owner of its source); None for changes
+    #: every viewer of the alert sees (status) and for posts of sources nobody owns.
+    owner_id: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class AlertView(Base):
+    """An alert as one user sees it: computed only from the evidence of that user's sources.
+
+    The alert row itself is the whole story (what admins see); a user's view leaves out every
+    post from sources the user cannot see, so its title, confidence, counts, first source and
+    lead time never reveal another user's posts. ``created_at`` is when the story first reached
+    this user: for them the alert is new then, whoever saw it before.
+    """
+
+    __tablename__ = "alert_views"
+    __table_args__ = (Index("ix_alert_views_owner_alert", "owner_id", "alert_id"),)
+
+    alert_id: Mapped[int] = mapped_column(
+        ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
+    )
+    owner_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    confidence: Mapped[float] = mapped_column(Float)
+    urgency: Mapped[str] = mapped_column(String(16))
+    event_time: Mapped[datetime | None] = mapped_column(default=None)
+    title: Mapped[str] = mapped_column(Text)
+    trade: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
+    first_seen_at: Mapped[datetime] = mapped_column()
+    last_evidence_at: Mapped[datetime] = mapped_column()
+    first_source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sources.id", ondelete="SET NULL"), default=None
+    )
+    lead_time_s: Mapped[float | None] = mapped_column(Float, default=None)
+    source_count: Mapped[int] = mapped_column(Integer, default=1)
+    evidence_count: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class RuleOverrideRow(Base):

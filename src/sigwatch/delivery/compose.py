@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sigwatch.db.models import Alert, Post
+from sigwatch.db.alerts import AlertShown
+from sigwatch.db.models import Post
 from sigwatch.db.types import utcnow
 from sigwatch.delivery.message import AlertMessage, EvidenceItem, MessageKind
 
@@ -29,7 +30,7 @@ def _excerpt(post: Post) -> str:
 
 
 def compose_message(
-    alert: Alert,
+    alert: AlertShown,
     evidence: Sequence[tuple[Post, str]],
     *,
     kind: MessageKind,
@@ -91,7 +92,7 @@ def channel_test_message(channel_id: int, now: datetime | None = None) -> AlertM
 
 
 def compose_digest(
-    alerts: Sequence[tuple[Alert, Sequence[tuple[Post, str]]]], *, idempotency_key: str
+    alerts: Sequence[tuple[AlertShown, Sequence[tuple[Post, str]]]], *, idempotency_key: str
 ) -> AlertMessage:
     """One summary message for a digest subscription's alerts of the period."""
     lines = [

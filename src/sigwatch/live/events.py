@@ -3,11 +3,12 @@
 An event is one alert change (an ``alert_history`` row) with the alert as it now stands::
 
     {"id": 42, "type": "alert.created", "at": "2025-01-01T12:00:00Z", "alert": {...AlertOut...},
-     "source_ids": [3, 7], "owner_ids": [2]}
+     "views": {"7": {"type": "alert.created", "alert": {...}}}}
 
-``id`` is the SSE event id that ``Last-Event-ID`` refers to. ``source_ids`` (the alert's
-evidence sources) and ``owner_ids`` (their owners) are internal: the hub filters on them and
-strips them before anything reaches a client.
+``id`` is the SSE event id that ``Last-Event-ID`` refers to. ``alert`` is the whole story (what
+admins see); ``views`` is internal: for each user the change reaches, the event type and alert as
+that user sees them (from their own sources' evidence). :func:`event_for` picks what one viewer
+is sent; nothing internal ever reaches a client.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import structlog
 from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sigwatch.db.alerts import AlertShown, shown
 from sigwatch.db.live_events import AlertEventRow, alert_event_rows
-from sigwatch.db.models import Alert
+from sigwatch.db.models import AlertHistory
 from sigwatch.live.bus import Event, LiveBus
 
 #: Event type of each alert history action; an action not listed becomes ``alert.<action>``.
@@ -30,7 +32,7 @@ EVENT_TYPES = {
     "status": "alert.status",
 }
 #: Fields only the server uses; never sent to clients.
-INTERNAL_FIELDS = frozenset({"source_ids", "owner_ids"})
+INTERNAL_FIELDS = frozenset({"views"})
 #: The alert fields an event carries: those of ``sigwatch.api.alert_schemas.AlertOut`` (kept equal
 #: by tests/live/test_events.py; not imported, since the API imports this package).
 ALERT_FIELDS = (
@@ -57,29 +59,60 @@ ALERT_FIELDS = (
 log = structlog.get_logger(__name__)
 
 
-def alert_json(alert: Alert) -> dict[str, Any]:
+def alert_json(alert: AlertShown) -> dict[str, Any]:
     """The alert as the alert API returns it, JSON-ready."""
-    shown: dict[str, Any] = to_jsonable_python(
+    shown_json: dict[str, Any] = to_jsonable_python(
         {name: getattr(alert, name) for name in ALERT_FIELDS}
     )
-    return shown
+    return shown_json
+
+
+def _type(change: AlertHistory) -> str:
+    return EVENT_TYPES.get(change.action, f"alert.{change.action}")
+
+
+def _type_for_owner(change: AlertHistory) -> str:
+    """The change's type for the user whose view it changed: new to them, it is a creation."""
+    if change.action != "status" and (change.detail or {}).get("new_to_owner"):
+        return EVENT_TYPES["created"]
+    return _type(change)
 
 
 def alert_event(row: AlertEventRow) -> Event:
     """The live event of one alert change, internal fields included."""
     return {
         "id": row.change.id,
-        "type": EVENT_TYPES.get(row.change.action, f"alert.{row.change.action}"),
+        "type": _type(row.change),
         "at": to_jsonable_python(row.change.at),
-        "alert": alert_json(row.alert),
-        "source_ids": list(row.source_ids),
-        "owner_ids": list(row.owner_ids),
+        "alert": alert_json(shown(row.alert, None)),
+        "views": {
+            str(view.owner_id): {
+                "type": _type_for_owner(row.change),
+                "alert": alert_json(shown(row.alert, view)),
+            }
+            for view in row.views
+        },
     }
 
 
 def wire_event(event: Event) -> Event:
-    """What a client receives of ``event``: everything but the internal fields."""
+    """What an admin receives of ``event``: everything but the internal fields."""
     return {name: value for name, value in event.items() if name not in INTERNAL_FIELDS}
+
+
+def event_for(event: Event, user_id: int | None) -> Event | None:
+    """What ``user_id`` is sent of ``event`` (None: an admin); None when it does not reach them.
+
+    A user gets their own view of the alert, never the whole story, so an event tells them no
+    more than their own sources' evidence does.
+    """
+    if user_id is None:
+        return wire_event(event)
+    views = event.get("views")
+    seen = views.get(str(user_id)) if isinstance(views, dict) else None
+    if not isinstance(seen, dict):
+        return None
+    return {"id": event["id"], "type": seen["type"], "at": event.get("at"), "alert": seen["alert"]}
 
 
 async def load_alert_events(

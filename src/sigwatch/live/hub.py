@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from sigwatch.detect.events import EVENT_TYPES, URGENCIES
 from sigwatch.live.bus import GAP, Event, LiveBus
-from sigwatch.live.events import wire_event
+from sigwatch.live.events import event_for
 
 #: Events a client may have queued, unsent, before it is dropped as too slow.
 MAX_QUEUE = 1000
@@ -91,14 +91,13 @@ def _known(value: list[str] | None, allowed: tuple[str, ...], what: str) -> list
 
 @dataclass(frozen=True, slots=True)
 class _Facts:
-    """What filtering looks at in one event, extracted once per event."""
+    """What filtering looks at in one event as one viewer sees it, extracted once."""
 
     type: str
     entity: str
     event: str
     confidence: float
     urgency: str
-    owners: frozenset[int]
 
 
 def event_facts(event: Event) -> _Facts:
@@ -110,7 +109,6 @@ def event_facts(event: Event) -> _Facts:
         event=str(alert["event"]),
         confidence=float(alert["confidence"]),
         urgency=str(alert["urgency"]),
-        owners=frozenset(event.get("owner_ids") or ()),
     )
 
 
@@ -161,6 +159,18 @@ class Delivery:
         return self._sse
 
 
+def _version(event: Event, audience: int | None) -> tuple[_Facts, Event] | None:
+    """The event as ``audience`` sees it with its facts; None when it does not reach them."""
+    viewed = event_for(event, audience)
+    if viewed is None:
+        return None
+    try:
+        return event_facts(viewed), viewed
+    except (KeyError, TypeError, ValueError):
+        log.warning("live hub skipped a malformed event", event_id=event.get("id"))
+        return None
+
+
 class LiveClient:
     """One connected client: who it is, what it wants, and its bounded queue."""
 
@@ -199,16 +209,21 @@ class LiveClient:
         self.filters = filters
         self._match = _Match(filters)
 
+    @property
+    def audience(self) -> int | None:
+        """Whose view of an event this client is sent: its user's, or None for an admin."""
+        return None if self.viewer.is_admin else self.viewer.user_id
+
     def wants(self, facts: _Facts) -> bool:
-        """True when the client may see the event and its filters let it through."""
-        viewer = self.viewer
-        if not viewer.is_admin and viewer.user_id not in facts.owners:
-            return False
+        """True when the client's filters let through an event it may see."""
         return self._match(facts)
 
-    def matches(self, event: Event) -> bool:
-        """True when the client may see ``event`` and wants it (for events not from the hub)."""
-        return self.wants(event_facts(event))
+    def seen(self, event: Event) -> Event | None:
+        """What the client is sent of ``event`` if it may see it and wants it, else None."""
+        viewed = event_for(event, self.audience)
+        if viewed is None or not self.wants(event_facts(viewed)):
+            return None
+        return viewed
 
     def offer(self, delivery: Delivery) -> bool:
         """Queue ``delivery``; False, queueing nothing, when the queue is full."""
@@ -309,18 +324,25 @@ class LiveHub:
             return 0
         try:
             event_id = int(event["id"])
-            facts = event_facts(event)
         except (KeyError, TypeError, ValueError):
             log.warning("live hub skipped a malformed event", event_id=event.get("id"))
             return 0
-        delivery: Delivery | None = None
+        # Each audience (admins, or one user) sees its own version, serialised once.
+        versions: dict[int | None, tuple[_Facts, Event] | None] = {}
+        deliveries: dict[int | None, Delivery] = {}
         taken = 0
         slow: list[LiveClient] = []
         for client in self._clients:
-            if not client.wants(facts):
+            audience = client.audience
+            if audience not in versions:
+                versions[audience] = _version(event, audience)
+            version = versions[audience]
+            if version is None or not client.wants(version[0]):
                 continue
+            delivery = deliveries.get(audience)
             if delivery is None:
-                delivery = Delivery(event_id, json.dumps(wire_event(event), separators=(",", ":")))
+                delivery = Delivery(event_id, json.dumps(version[1], separators=(",", ":")))
+                deliveries[audience] = delivery
             if client.offer(delivery):
                 taken += 1
             else:

@@ -17,10 +17,11 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sigwatch.db.alerts import evidence_for_alerts
-from sigwatch.db.models import Alert, Channel
+from sigwatch.db.alerts import alerts_as_seen
+from sigwatch.db.models import Channel
 from sigwatch.db.outbox import ClaimedDelivery, postpone, record_failure, record_sent, sent_since
 from sigwatch.db.types import utcnow
+from sigwatch.db.visibility import viewer_ids
 from sigwatch.delivery.channels.base import Channel as Sender
 from sigwatch.delivery.channels.base import DeliveryReceipt
 from sigwatch.delivery.compose import compose_digest, compose_message
@@ -125,15 +126,20 @@ async def _prepare(session: AsyncSession, jobs: list[_Job]) -> None:
     """Load channels, alerts and evidence for the jobs, apply rate limits, compose messages."""
     deliveries = [delivery for job in jobs for delivery in job.group]
     channel_ids = {delivery.channel_id for delivery in deliveries}
-    alert_ids = {delivery.alert_id for delivery in deliveries if delivery.alert_id}
     channels = {
         row.id: row
         for row in await session.scalars(select(Channel).where(Channel.id.in_(channel_ids)))
     }
-    alerts = {
-        row.id: row for row in await session.scalars(select(Alert).where(Alert.id.in_(alert_ids)))
-    }
-    evidence = await evidence_for_alerts(session, alerts)
+    # What a channel says is what its owner may see: their view of each alert, their evidence.
+    viewers = await viewer_ids(session, {channel.owner_id for channel in channels.values()})
+    seen = await alerts_as_seen(
+        session,
+        {
+            (d.alert_id, viewers.get(channels[d.channel_id].owner_id))
+            for d in deliveries
+            if d.alert_id and d.channel_id in channels
+        },
+    )
     now = utcnow()
     budget: dict[int, int] = {}
     for channel in channels.values():
@@ -153,12 +159,16 @@ async def _prepare(session: AsyncSession, jobs: list[_Job]) -> None:
                 job.postpone_until = now + timedelta(seconds=per_message)
                 continue
             budget[first.channel_id] -= 1
-        missing = [d.alert_id for d in job.group if d.alert_id not in alerts]
+        viewer = viewers.get(job.channel.owner_id)
+        missing = [d.alert_id for d in job.group if (d.alert_id, viewer) not in seen]
         if missing:
-            job.error, job.permanent = f"alert {missing[0]} no longer exists", True
+            job.error = f"alert {missing[0]} no longer exists or its owner may no longer see it"
+            job.permanent = True
             continue
         parts = [
-            (alerts[d.alert_id], evidence.get(d.alert_id, [])) for d in job.group if d.alert_id
+            (seen[d.alert_id, viewer].alert, seen[d.alert_id, viewer].evidence)
+            for d in job.group
+            if d.alert_id
         ]
         if first.kind == "digest":
             job.message = compose_digest(parts, idempotency_key=f"digest-{first.id}")

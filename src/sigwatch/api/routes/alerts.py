@@ -26,7 +26,7 @@ from sigwatch.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
 from sigwatch.api.routes import API_PREFIX
 from sigwatch.api.schemas import MAX_INT64, PageOut, Text, UTCTime, page_out
 from sigwatch.db import alerts
-from sigwatch.db.models import Alert
+from sigwatch.db.alerts import AlertShown
 from sigwatch.live.events import publish_alert_events
 
 router = APIRouter(prefix=f"{API_PREFIX}/alerts", tags=["alerts"])
@@ -85,7 +85,7 @@ async def list_alerts(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> PageOut[AlertOut]:
-    """Alerts newest first; users see the alerts with evidence from their own sources."""
+    """Alerts newest first; a user sees each alert as their own sources' evidence tells it."""
     page = await alerts.list_alerts(
         session, viewer_id=principal.owner_filter, cursor=cursor, limit=limit, **filters
     )
@@ -129,7 +129,7 @@ async def export_alerts(
     )
 
 
-def _export_record(alert: Alert) -> dict[str, Any]:
+def _export_record(alert: AlertShown) -> dict[str, Any]:
     record = {name: getattr(alert, name) for name in EXPORT_FIELDS}
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in record.items()}
 
@@ -167,7 +167,7 @@ async def get_alert(
     """One alert with its evidence (matched spans and feature contributions) and history."""
     alert = await alerts.get_alert(session, alert_id, viewer_id=principal.owner_filter)
     evidence = await alerts.alert_evidence(session, alert_id, viewer_id=principal.owner_filter)
-    history = await alerts.alert_history(session, alert_id)
+    history = await alerts.alert_history(session, alert_id, viewer_id=principal.owner_filter)
     return AlertDetail.model_validate(
         {
             **AlertOut.model_validate(alert).model_dump(),

@@ -39,7 +39,7 @@ from sigwatch.api.routes import API_PREFIX
 from sigwatch.api.schemas import MAX_INT64
 from sigwatch.db.live_events import MAX_REPLAY_PAGE, replay_alert_event_rows
 from sigwatch.errors import AuthError
-from sigwatch.live.events import alert_event, wire_event
+from sigwatch.live.events import alert_event
 from sigwatch.live.hub import Delivery, EventTypeName, LiveClient, LiveFilters, LiveHub, Viewer
 from sigwatch.observability.metrics import LIVE_CLIENTS, LIVE_DROPPED
 
@@ -381,9 +381,9 @@ async def _replay(
             )
         page = []
         for row in rows:
-            event = alert_event(row)
-            if client.matches(event):
-                text = json.dumps(wire_event(event), separators=(",", ":"))
+            viewed = client.seen(alert_event(row))
+            if viewed is not None:
+                text = json.dumps(viewed, separators=(",", ":"))
                 page.append(Delivery(row.change.id, text))
         yield page
         if len(rows) < MAX_REPLAY_PAGE or client.closed_reason is not None:
