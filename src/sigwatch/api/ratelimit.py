@@ -13,6 +13,7 @@ requests are never refused because the limiter's storage is down.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ class TooManyRequests(SigwatchError):
 
 def retry_after_header(seconds: float) -> str:
     """Whole seconds for ``Retry-After``, rounded up and at least 1."""
-    return str(max(1, int(seconds) + (seconds % 1 > 0)))
+    return str(max(1, math.ceil(seconds)))
 
 
 def too_many_requests_response(exc: TooManyRequests) -> JSONResponse:
@@ -164,16 +165,16 @@ class ApiRateLimiter:
         self, limiter: FixedWindowRateLimiter, buckets: Sequence[Bucket]
     ) -> Verdict | None:
         tightest: Verdict | None = None
-        now = time.time()
         for bucket in buckets:
             for item in self.rules.get(bucket.scope, []):
                 allowed = await limiter.hit(item, bucket.scope, bucket.identity)
                 stats = await limiter.get_window_stats(item, bucket.scope, bucket.identity)
+                reset_after_s = min(float(item.get_expiry()), stats.reset_time - time.time())
                 verdict = Verdict(
                     allowed=allowed,
                     limit=item.amount,
                     remaining=stats.remaining,
-                    reset_after_s=max(0.0, stats.reset_time - now),
+                    reset_after_s=max(0.0, reset_after_s),
                     scope=bucket.scope,
                     rule=_describe(item),
                 )
