@@ -160,8 +160,26 @@ async def test_detect_says_what_would_fire_and_why(client, accounts, story):
     assert empty.status_code == 422
 
 
+async def test_users_cannot_change_the_shared_rules_or_watchlist(client, accounts, story):
+    alice = accounts.alice.headers
+    refused = [
+        await client.put("/api/v1/rules/airdrop", json={"enabled": False}, headers=alice),
+        await client.delete("/api/v1/rules/airdrop", headers=alice),
+        await client.put(
+            "/api/v1/watchlist",
+            content="entities: []\nrules: {}\n",
+            headers={**alice, "Content-Type": "application/yaml"},
+        ),
+    ]
+    assert [answer.status_code for answer in refused] == [403, 403, 403]
+    assert (await client.get("/api/v1/rules", headers=alice)).status_code == 200
+    assert (await client.get("/api/v1/watchlist", headers=alice)).status_code == 200
+    fired = await client.post("/api/v1/detect", json={"text": HELIX}, headers=alice)
+    assert [d["event"] for d in fired.json()["detections"]] == ["airdrop"]
+
+
 async def test_rule_override_switches_an_event_off_and_back(client, accounts, story):
-    headers = accounts.alice.headers
+    headers = accounts.admin.headers
     off = await client.put("/api/v1/rules/airdrop", json={"enabled": False}, headers=headers)
     assert off.status_code == 200
     silent = await client.post("/api/v1/detect", json={"text": HELIX}, headers=headers)

@@ -1,4 +1,4 @@
-"""Entities: the shared watchlist; everyone reads it, and both roles may change it."""
+"""Entities: the shared watchlist; every user reads it, only admins change it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
-from sigwatch.api.deps import CurrentPrincipal, SessionDep
+from sigwatch.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep
 from sigwatch.api.routes import API_PREFIX
 from sigwatch.api.schemas import (
     MAX_INT32,
@@ -27,9 +27,9 @@ EntityId = Annotated[int, Path(ge=1, le=MAX_INT32)]
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_entity(
-    body: EntityCreate, principal: CurrentPrincipal, session: SessionDep
+    body: EntityCreate, principal: AdminPrincipal, session: SessionDep
 ) -> EntityOut:
-    """Add an entity to the watchlist; 409 when the name is taken."""
+    """Add an entity to the shared watchlist (admins); 409 when the name is taken."""
     entity = await entities.create_entity(session, **body.model_dump())
     await record_audit(
         session, principal.user, "create", "entity", entity.id, None, snapshot(entity)
@@ -61,9 +61,9 @@ async def get_entity(
 
 @router.patch("/{entity_id}")
 async def update_entity(
-    entity_id: EntityId, body: EntityUpdate, principal: CurrentPrincipal, session: SessionDep
+    entity_id: EntityId, body: EntityUpdate, principal: AdminPrincipal, session: SessionDep
 ) -> EntityOut:
-    """Change an entity; a list given replaces the stored one."""
+    """Change an entity (admins); a list given replaces the stored one."""
     before = snapshot(await entities.get_entity(session, entity_id))
     entity = await entities.update_entity(session, entity_id, body.model_dump(exclude_unset=True))
     await record_audit(
@@ -75,9 +75,9 @@ async def update_entity(
 
 @router.delete("/{entity_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_entity(
-    entity_id: EntityId, principal: CurrentPrincipal, session: SessionDep
+    entity_id: EntityId, principal: AdminPrincipal, session: SessionDep
 ) -> None:
-    """Remove an entity from the watchlist."""
+    """Remove an entity from the shared watchlist (admins)."""
     before = snapshot(await entities.get_entity(session, entity_id))
     await entities.delete_entity(session, entity_id)
     await record_audit(session, principal.user, "delete", "entity", entity_id, before, None)

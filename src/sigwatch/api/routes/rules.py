@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Path, status
 from fastapi.responses import PlainTextResponse
 
 from sigwatch.api.alert_schemas import EventType, RuleOverrideIn, RuleOverrideOut
-from sigwatch.api.deps import CurrentPrincipal, SessionDep
+from sigwatch.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep
 from sigwatch.api.routes import API_PREFIX
 from sigwatch.db import watchlist
 from sigwatch.db.audit import record_audit
@@ -30,7 +30,7 @@ async def list_rules(_principal: CurrentPrincipal, session: SessionDep) -> list[
 
 @router.put("/rules/{event}")
 async def set_rule(
-    event: Event, body: RuleOverrideIn, principal: CurrentPrincipal, session: SessionDep
+    event: Event, body: RuleOverrideIn, principal: AdminPrincipal, session: SessionDep
 ) -> RuleOverrideOut:
     """Replace the override of one event's rule: extra keywords, cancelling phrases, threshold."""
     rule = RuleOverride(
@@ -46,8 +46,8 @@ async def set_rule(
 
 
 @router.delete("/rules/{event}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_rule(event: Event, principal: CurrentPrincipal, session: SessionDep) -> None:
-    """Go back to the built-in rule of an event."""
+async def delete_rule(event: Event, principal: AdminPrincipal, session: SessionDep) -> None:
+    """Go back to the built-in rule of an event (admins: rules are shared)."""
     before = await watchlist.delete_rule_override(session, event)
     await record_audit(session, principal.user, "delete", "rule", event, before, None)
     await session.commit()
@@ -62,7 +62,7 @@ async def export_watchlist(_principal: CurrentPrincipal, session: SessionDep) ->
 
 @router.put("/watchlist")
 async def import_watchlist(
-    principal: CurrentPrincipal,
+    principal: AdminPrincipal,
     session: SessionDep,
     document: Annotated[
         str,
