@@ -106,9 +106,15 @@ def _fabricated(host: str, port: Any, family: int, type_: int, addresses: Sequen
 
 
 def stub_resolver(
-    monkeypatch: pytest.MonkeyPatch, names: Mapping[str, Sequence[str]] | None = None
+    monkeypatch: pytest.MonkeyPatch,
+    names: Mapping[str, Any] | None = None,
+    *,
+    every_other_name: Sequence[str] | None = None,
 ) -> dict[str, int]:
     """Answer ``names`` (default :data:`INSIDE`) and numeric hosts; refuse every other lookup.
+
+    With ``every_other_name``, any other name resolves to those addresses instead (so a
+    service's fixed API host, api.telegram.org say, can be made to point inside).
 
     Returns a count of lookups per name. ``names`` may map a name to a callable taking the
     lookup's number (1, 2, ...) to tell a rebinding name's answers apart.
@@ -128,7 +134,13 @@ def stub_resolver(
             return _fabricated(name, port, family, type, addresses)
         # Numeric forms only (inet_aton's decimal, hex, octal and short forms included):
         # anything else would be a real DNS query, which tests must not make.
-        return real(host, port, family, type, proto, flags | socket.AI_NUMERICHOST)
+        try:
+            return real(host, port, family, type, proto, flags | socket.AI_NUMERICHOST)
+        except socket.gaierror:
+            if every_other_name is None or host is None:
+                raise
+            lookups[name] = lookups.get(name, 0) + 1
+            return _fabricated(name, port, family, type, every_other_name)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     return lookups
