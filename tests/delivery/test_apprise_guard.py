@@ -418,3 +418,11 @@ async def test_proxies_from_the_environment_are_not_used(
 
     assert [request.path for request in server.requests] == ["/notify"]
     assert proxy.connections == 0
+
+
+def test_docs_list_every_allowed_scheme():
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "channels.md").read_text()
+    missing = sorted(scheme for scheme in ALLOWED_SCHEMES if f"`{scheme}`" not in text)
+    assert missing == [], f"docs/channels.md does not list {missing}"
