@@ -115,3 +115,15 @@ def test_external_entity_is_refused():
 
     with pytest.raises(ParseError, match="DOCTYPE"):
         parse_opml(data)
+
+
+def test_folders_nested_far_deeper_than_the_stack_are_read():
+    depth = 50_000
+    document = (
+        b"<opml><body>"
+        + b'<outline text="folder">' * depth
+        + b'<outline text="Deep" xmlUrl="https://deep.example/feed"/>'
+        + b"</outline>" * depth
+        + b"</body></opml>"
+    )
+    assert parse_opml(document) == [OpmlFeed("Deep", "https://deep.example/feed", "folder")]

@@ -1,4 +1,5 @@
-"""Per-request context: a request id in every log line and response, metrics, one access log line.
+"""Per-request context (a request id in every log line and response, metrics, one access log
+line) and the limits every request body is held to (size, JSON nesting).
 
 Written as plain ASGI rather than ``BaseHTTPMiddleware``, which would copy every response body
 through an extra task and break streaming.
@@ -11,11 +12,11 @@ import time
 import uuid
 
 import structlog
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sigwatch.api.errors import internal_error
+from sigwatch.api.errors import internal_error, validation_error
 from sigwatch.observability.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -82,49 +83,120 @@ class RequestContextMiddleware:
 
 #: Largest request body accepted; sigwatch's requests are small JSON documents.
 MAX_REQUEST_BYTES = 1_048_576
+#: Deepest nesting of ``[`` and ``{`` accepted in a JSON body or message. sigwatch's own documents
+#: nest a few levels; Python's parser and validators recurse per level and fail near 1,000.
+MAX_JSON_DEPTH = 64
+
+_JSON_TYPES = ("application/json",)
+#: A JSON string, escapes included; an unterminated one runs to the end of the body.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_NOT_A_BRACKET = re.compile(rb"[^\[\]{}]+")
+
+
+def json_nests_deeper_than(document: bytes, max_depth: int) -> bool:
+    """Whether ``document`` opens more than ``max_depth`` ``[``/``{`` at once, outside strings.
+
+    A linear scan that never parses: it runs before the parser, which would recurse once per
+    level and overflow the stack on a deep enough document.
+    """
+    if document.count(b"[") + document.count(b"{") <= max_depth:
+        return False  # the common case, decided at C speed
+    brackets = _NOT_A_BRACKET.sub(b"", _JSON_STRING.sub(b"", document))
+    depth = 0
+    for byte in brackets:
+        if byte in b"[{":
+            depth += 1
+            if depth > max_depth:
+                return True
+        else:
+            depth -= 1
+    return False
 
 
 class BodySizeLimitMiddleware:
-    """Refuse request bodies over ``max_bytes`` with 413, by Content-Length or as they stream."""
+    """Read each request body whole before the app sees it, and refuse bodies the app must not:
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_REQUEST_BYTES) -> None:
+    over ``max_bytes`` (by Content-Length, or counted as a chunked body streams in) with 413;
+    JSON nested deeper than ``max_depth`` with 422. Both are answered before any route runs, so
+    every route gets the same limits and no parser or validator ever sees such a body.
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int = MAX_REQUEST_BYTES, max_depth: int = MAX_JSON_DEPTH
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_depth = max_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+        headers = Headers(scope=scope)
+        length = headers.get("content-length", "").strip()
+        if length.isdigit() and int(length) > self.max_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        received = 0
+        more_body = True
+        while more_body:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client left before its body ended: nobody to answer
+            chunk: bytes = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
                 await self._too_large(scope, receive, send)
                 return
-        received = 0
+            chunks.append(chunk)
+            more_body = bool(message.get("more_body", False))
+        body = b"".join(chunks)
+        if body and _is_json(headers.get("content-type")):
+            if json_nests_deeper_than(body, self.max_depth):
+                await self._too_deep(scope, receive, send)
+                return
+        replayed = False
 
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge
-            return message
+        async def replay_receive() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # then http.disconnect, as the server reports it
 
-        try:
-            await self.app(scope, counting_receive, send)
-        except _BodyTooLarge:
-            await self._too_large(scope, receive, send)
+        await self.app(scope, replay_receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse(
-            {"detail": f"request body larger than {self.max_bytes} bytes; send less"},
+            {
+                "detail": f"request body larger than {self.max_bytes} bytes; "
+                "send less (split the request, or leave out what is not needed)"
+            },
             status_code=413,
         )
         await response(scope, receive, send)
 
+    async def _too_deep(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = validation_error(
+            [
+                {
+                    "loc": ["body"],
+                    "msg": f"the JSON body nests deeper than {self.max_depth} levels of arrays "
+                    f"and objects; send a flatter document (at most {self.max_depth} levels)",
+                    "type": "json_too_deep",
+                }
+            ]
+        )
+        await response(scope, receive, send)
 
-class _BodyTooLarge(Exception):
-    pass
+
+def _is_json(content_type: str | None) -> bool:
+    """Whether a body of this type may be parsed as JSON: a JSON type, or no type at all."""
+    if content_type is None:
+        return True
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type in _JSON_TYPES or media_type.endswith("+json") or not media_type
 
 
 def route_template(scope: Scope) -> str:

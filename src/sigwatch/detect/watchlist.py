@@ -41,6 +41,8 @@ _NULL_TAG = "tag:yaml.org,2002:null"
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
+#: Deepest nesting of collections a watchlist document may have; the format itself uses four.
+MAX_YAML_DEPTH = 16
 
 
 class WatchlistError(InvalidInput):
@@ -87,7 +89,7 @@ class Watchlist:
 def load_watchlist_yaml(text: str) -> Watchlist:
     """Parse and validate a watchlist document; raise WatchlistError naming the line and reason."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_BoundedLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -101,6 +103,38 @@ def load_watchlist_yaml(text: str) -> Watchlist:
     entities = _entities(top["entities"])
     rules = _rules(top["rules"]) if "rules" in top else {}
     return Watchlist(entities=entities, rules=rules)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses nesting deeper than MAX_YAML_DEPTH as soon as it is reached.
+
+    PyYAML's composer recurses once per level (a deep document overflows the stack) and its
+    scanner slows down quadratically with the depth of ``[``/``{``; both stop at the limit.
+    Aliases are composed as shared nodes, never expanded, so anchors cannot multiply the work.
+    """
+
+    _depth = 0
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:  # PyYAML's argument name
+        if self.flow_level >= MAX_YAML_DEPTH:
+            self._too_deep()
+        super().fetch_flow_collection_start(TokenClass)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                self._too_deep()
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def _too_deep(self) -> None:
+        raise WatchlistError(
+            self.get_mark().line + 1,
+            f"the document nests deeper than {MAX_YAML_DEPTH} levels; a watchlist needs four "
+            "(rules, an event, keywords, a tier): flatten it",
+        )
 
 
 def dump_watchlist_yaml(watchlist: Watchlist) -> str:

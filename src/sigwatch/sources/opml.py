@@ -49,7 +49,7 @@ def parse_opml(data: bytes) -> list[OpmlFeed]:
     if body is None:
         raise ParseError("OPML file has no <body>: export the feed list again")
     feeds: list[OpmlFeed] = []
-    _collect(body, None, feeds)
+    _collect(body, feeds)
     return feeds
 
 
@@ -75,8 +75,14 @@ def write_opml(feeds: Iterable[OpmlFeed], title: str) -> bytes:
     return document + b"\n"
 
 
-def _collect(parent: ET.Element, category: str | None, feeds: list[OpmlFeed]) -> None:
-    for outline in parent:
+def _collect(body: ET.Element, feeds: list[OpmlFeed]) -> None:
+    """Append the feeds under ``body`` in document order.
+
+    A loop over an explicit stack, not recursion: folders may nest as deep as the file likes.
+    """
+    pending: list[tuple[ET.Element, str | None]] = [(child, None) for child in reversed(body)]
+    while pending:
+        outline, category = pending.pop()
         if _local_name(outline.tag) != "outline":
             continue
         # Exporters disagree on case (xmlUrl, xmlurl, XMLURL).
@@ -86,7 +92,8 @@ def _collect(parent: ET.Element, category: str | None, feeds: list[OpmlFeed]) ->
         if url:
             feeds.append(OpmlFeed(title=label or url, url=url, category=category))
         # A feed outline may itself hold outlines; they belong to the nearest folder.
-        _collect(outline, (label or category) if not url else category, feeds)
+        inner = (label or category) if not url else category
+        pending.extend((child, inner) for child in reversed(outline))
 
 
 def _local_name(tag: str) -> str:

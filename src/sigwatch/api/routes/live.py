@@ -35,6 +35,7 @@ from sigwatch.api.deps import (
     authenticate,
     bearer_scheme,
 )
+from sigwatch.api.middleware import MAX_JSON_DEPTH, json_nests_deeper_than
 from sigwatch.api.routes import API_PREFIX
 from sigwatch.api.schemas import MAX_INT64
 from sigwatch.db.live_events import MAX_REPLAY_PAGE, replay_alert_event_rows
@@ -245,6 +246,9 @@ async def _receive(websocket: WebSocket, client: LiveClient, hub: LiveHub) -> No
 def _answer(client: LiveClient, text: str) -> dict[str, Any]:
     if len(text) > MAX_CLIENT_MESSAGE_CHARS:
         return _error(f"message longer than {MAX_CLIENT_MESSAGE_CHARS} characters")
+    if json_nests_deeper_than(text.encode(), MAX_JSON_DEPTH):
+        # json.loads would recurse per level and overflow the stack, ending the connection.
+        return _error(f"message nests deeper than {MAX_JSON_DEPTH} levels: send a flatter one")
     try:
         message = json.loads(text)
     except ValueError:
