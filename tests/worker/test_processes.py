@@ -149,12 +149,20 @@ async def test_worker_killed_mid_poll_loses_nothing(postgres_settings, server, t
     async with sessions.begin() as session:
         job_id = (await queue_poll(session, source_id, requested_by=None)).id
 
-    doomed = start_worker(postgres_settings, tmp_path, "doomed", SIGWATCH_LEASE_S="5")
+    doomed = start_worker(
+        postgres_settings, tmp_path, "doomed", SIGWATCH_LEASE_S="5", SIGWATCH_FETCH_TIMEOUT_S="4"
+    )
     try:
         assert await asyncio.to_thread(first_request.wait, 30), "the worker never polled"
         doomed.kill()
         doomed.wait(timeout=10)
-        successor = start_worker(postgres_settings, tmp_path, "successor", SIGWATCH_LEASE_S="5")
+        successor = start_worker(
+            postgres_settings,
+            tmp_path,
+            "successor",
+            SIGWATCH_LEASE_S="5",
+            SIGWATCH_FETCH_TIMEOUT_S="4",
+        )
         try:
             async with asyncio.timeout(40):
                 while True:

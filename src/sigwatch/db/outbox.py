@@ -2,7 +2,9 @@
 
 A delivery is sent at least once: a worker that dies mid-send leaves it leased, the lease expires
 and another worker sends it again with the same idempotency key, so receivers can drop repeats.
-Once recorded as sent it is never claimed again.
+Once recorded as sent it is never claimed again. A worker records each answer as soon as it has
+it and renews the leases of what it is still sending, so only the sends in flight when a worker
+dies are ever repeated.
 """
 
 from __future__ import annotations
@@ -102,6 +104,35 @@ async def claim_due_deliveries(
     )
     rows = (await session.execute(statement)).all()
     return sorted((ClaimedDelivery(*row) for row in rows), key=lambda d: d.id)
+
+
+async def renew_delivery_leases(
+    session: AsyncSession,
+    delivery_ids: Sequence[int],
+    *,
+    worker_id: str,
+    now: datetime,
+    lease_s: float,
+) -> set[int]:
+    """Extend to ``now + lease_s`` the leases ``worker_id`` still holds; returns their ids.
+
+    A delivery whose lease another worker took over meanwhile (or one already recorded) is left
+    alone and missing from the answer.
+    """
+    if not delivery_ids:
+        return set()
+    rows = await session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id.in_(delivery_ids),
+            Delivery.lease_owner == worker_id,
+            Delivery.status == "pending",
+        )
+        .values(lease_expires_at=now + timedelta(seconds=lease_s))
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    return {int(row[0]) for row in rows}
 
 
 def _owned(delivery_id: int, worker_id: str) -> Any:

@@ -2,7 +2,12 @@
 
 On PostgreSQL the claim is ``FOR UPDATE SKIP LOCKED``, so concurrent workers never claim the same
 source; on SQLite the single writer serialises the claim. A lease that expires (its worker died)
-makes the source claimable again, so nothing is lost.
+makes the source claimable again, so nothing is lost; a worker renews the leases of the sources
+it is polling, so a poll slower than the lease is never run twice at once.
+
+A "poll now" that arrives while the source is being polled leaves a queued job behind (the
+running poll took only the jobs asked for before it started): recording that poll's outcome then
+makes the source due at once, so every request is answered by a poll that starts after it.
 """
 
 from __future__ import annotations
@@ -12,10 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sigwatch.db.models import Source
+from sigwatch.db.models import Job, Source
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +115,46 @@ def backoff_delay_s(interval_s: int, failures: int, max_backoff_s: int) -> float
     return base * random.uniform(0.9, 1.1)
 
 
+async def renew_source_leases(
+    session: AsyncSession,
+    source_ids: list[int],
+    *,
+    worker_id: str,
+    now: datetime,
+    lease_s: float,
+) -> set[int]:
+    """Extend to ``now + lease_s`` the leases ``worker_id`` still holds; returns their ids."""
+    if not source_ids:
+        return set()
+    rows = await session.execute(
+        update(Source)
+        .where(Source.id.in_(source_ids), Source.lease_owner == worker_id)
+        .values(lease_expires_at=now + timedelta(seconds=lease_s))
+        .returning(Source.id)
+        .execution_options(synchronize_session=False)
+    )
+    return {int(row[0]) for row in rows}
+
+
 def _owned(source_id: int, worker_id: str) -> Any:
     return and_(Source.id == source_id, Source.lease_owner == worker_id)
+
+
+async def _next_poll_at(
+    session: AsyncSession, source_id: int, now: datetime, scheduled: datetime
+) -> Any:
+    """``scheduled``, or ``now`` when a poll was asked for while this one ran.
+
+    The source row is locked first (PostgreSQL), so a poll-now being written waits for this
+    outcome or is seen by it: the expression is evaluated by the UPDATE that follows, after the
+    lock, on SQLite inside its single writer.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(Source.id).where(Source.id == source_id).with_for_update())
+    requested = exists().where(Job.source_id == source_id, Job.status == "queued")
+    # Typed binds, so SQLite gets the same naive-UTC text as every other timestamp.
+    moment = Source.next_poll_at.type
+    return case((requested, literal(now, moment)), else_=literal(scheduled, moment))
 
 
 async def record_poll_success(
@@ -126,6 +169,7 @@ async def record_poll_success(
 ) -> bool:
     """Store the new fetch state, clear failures, schedule the next poll and free the lease.
 
+    The next poll is after ``interval_s``, or at once when a poll was asked for meanwhile.
     A warning (for example a feed that was only partly parseable) is kept as the source's last
     error without counting as a failure. Returns False when the lease was lost meanwhile.
     """
@@ -133,7 +177,9 @@ async def record_poll_success(
         "state": state,
         "last_success_at": now,
         "consecutive_failures": 0,
-        "next_poll_at": now + timedelta(seconds=interval_s),
+        "next_poll_at": await _next_poll_at(
+            session, source_id, now, now + timedelta(seconds=interval_s)
+        ),
         "lease_owner": None,
         "lease_expires_at": None,
     }
@@ -161,23 +207,27 @@ async def record_poll_failure(
     failures_before: int,
     max_backoff_s: int,
 ) -> datetime:
-    """Keep the error, count the failure, back off exponentially and free the lease."""
+    """Keep the error, count the failure, back off exponentially and free the lease.
+
+    Returns when the source is polled next: at once when a poll was asked for meanwhile.
+    """
     failures = failures_before + 1
-    next_poll_at = now + timedelta(seconds=backoff_delay_s(interval_s, failures, max_backoff_s))
-    await session.execute(
+    backed_off = now + timedelta(seconds=backoff_delay_s(interval_s, failures, max_backoff_s))
+    next_poll_at = await session.scalar(
         update(Source)
         .where(_owned(source_id, worker_id))
         .values(
             last_error=error,
             last_error_at=now,
             consecutive_failures=failures,
-            next_poll_at=next_poll_at,
+            next_poll_at=await _next_poll_at(session, source_id, now, backed_off),
             lease_owner=None,
             lease_expires_at=None,
         )
+        .returning(Source.next_poll_at)
         .execution_options(synchronize_session=False)
     )
-    return next_poll_at
+    return next_poll_at or backed_off
 
 
 async def release_leases(session: AsyncSession, *, worker_id: str) -> list[int]:

@@ -1,4 +1,8 @@
-"""One poll of one claimed source: fetch, store, record the outcome. Never raises."""
+"""One poll of one claimed source: fetch, store, record the outcome. Never raises.
+
+The source's lease is renewed every third of the lease for as long as the poll runs, so a poll
+slower than the lease (several pages, a slow server) is never taken over by another worker.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from sigwatch.alerts.detectors import DetectorCache
 from sigwatch.alerts.record import detect_and_record
 from sigwatch.alerts.routing import route_changes
 from sigwatch.db.alerts import AlertChange
-from sigwatch.db.jobs import finish_job, set_job_progress, start_queued_job
+from sigwatch.db.jobs import finish_jobs, set_job_progress, start_queued_jobs
 from sigwatch.db.posts import get_posts_by_ids, store_posts
 from sigwatch.db.schedule import ClaimedSource, record_poll_failure, record_poll_success
 from sigwatch.db.types import utcnow
@@ -22,6 +26,7 @@ from sigwatch.net.client import OutboundClient
 from sigwatch.observability.metrics import POLL_DURATION, POLLS, POSTS_INGESTED
 from sigwatch.sources.base import FetchResult
 from sigwatch.sources.registry import build_source
+from sigwatch.worker.leases import source_leases
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +58,7 @@ async def poll_source(
     client: OutboundClient,
     sessions: async_sessionmaker[AsyncSession],
     worker_id: str,
+    lease_s: float,
     max_backoff_s: int,
     detectors: DetectorCache | None = None,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
@@ -60,29 +66,46 @@ async def poll_source(
     """Fetch ``claimed``; store its posts, their alerts and its health in one transaction.
 
     Detection runs on new posts only, inside the transaction that stores them, so an alert never
-    exists without its evidence nor a stored post without its detection.
+    exists without its evidence nor a stored post without its detection. The lease is renewed
+    until the outcome is recorded.
     """
+    async with source_leases(sessions, worker_id=worker_id, lease_s=lease_s) as leases:
+        leases.hold([claimed.id])
+        return await _poll(
+            claimed, client, sessions, worker_id, max_backoff_s, detectors, min_confidence
+        )
+
+
+async def _poll(
+    claimed: ClaimedSource,
+    client: OutboundClient,
+    sessions: async_sessionmaker[AsyncSession],
+    worker_id: str,
+    max_backoff_s: int,
+    detectors: DetectorCache | None,
+    min_confidence: float,
+) -> PollOutcome:
     started = time.perf_counter()
     async with sessions.begin() as session:
-        job_id = await start_queued_job(session, claimed.id)
+        job_ids = await start_queued_jobs(session, claimed.id)
     try:
         source = build_source(claimed.kind, claimed.config, client)
         result = await source.fetch(claimed.state)
     except SigwatchError as exc:
         return await _record_failure(
-            claimed, sessions, worker_id, job_id, str(exc), max_backoff_s, started
+            claimed, sessions, worker_id, job_ids, str(exc), max_backoff_s, started
         )
     except Exception as exc:  # a bug in a source kind must not stop the worker loop
         log.exception("source crashed", source_id=claimed.id, kind=claimed.kind)
         message = f"internal error in the {claimed.kind} source: {type(exc).__name__}: {exc}"
         return await _record_failure(
-            claimed, sessions, worker_id, job_id, message, max_backoff_s, started
+            claimed, sessions, worker_id, job_ids, message, max_backoff_s, started
         )
-    if job_id is not None:
+    if job_ids:
         async with sessions.begin() as session:
-            await set_job_progress(session, job_id, 0.5, {"fetched": len(result.posts)})
+            await set_job_progress(session, job_ids, 0.5, {"fetched": len(result.posts)})
     return await _record_success(
-        claimed, sessions, worker_id, job_id, result, started, detectors, min_confidence
+        claimed, sessions, worker_id, job_ids, result, started, detectors, min_confidence
     )
 
 
@@ -90,7 +113,7 @@ async def _record_success(
     claimed: ClaimedSource,
     sessions: async_sessionmaker[AsyncSession],
     worker_id: str,
-    job_id: int | None,
+    job_ids: list[int],
     result: FetchResult,
     started: float,
     detectors: DetectorCache | None,
@@ -129,8 +152,7 @@ async def _record_success(
             duration_s=time.perf_counter() - started,
             alerts=tuple(changes),
         )
-        if job_id is not None:
-            await finish_job(session, job_id, succeeded=True, counters=outcome.counters)
+        await finish_jobs(session, job_ids, succeeded=True, counters=outcome.counters)
     POLLS.labels(claimed.kind, "not_modified" if result.not_modified else "success").inc()
     POLL_DURATION.labels(claimed.kind).observe(outcome.duration_s)
     POSTS_INGESTED.labels(claimed.kind, "new").inc(outcome.new)
@@ -154,7 +176,7 @@ async def _record_failure(
     claimed: ClaimedSource,
     sessions: async_sessionmaker[AsyncSession],
     worker_id: str,
-    job_id: int | None,
+    job_ids: list[int],
     error: str,
     max_backoff_s: int,
     started: float,
@@ -170,8 +192,7 @@ async def _record_failure(
             failures_before=claimed.consecutive_failures,
             max_backoff_s=max_backoff_s,
         )
-        if job_id is not None:
-            await finish_job(session, job_id, succeeded=False, counters={}, error=error)
+        await finish_jobs(session, job_ids, succeeded=False, counters={}, error=error)
     duration = time.perf_counter() - started
     POLLS.labels(claimed.kind, "error").inc()
     POLL_DURATION.labels(claimed.kind).observe(duration)

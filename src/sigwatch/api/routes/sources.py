@@ -118,7 +118,11 @@ async def delete_source(
 async def poll_source(
     source_id: SourceId, principal: CurrentPrincipal, session: SessionDep
 ) -> JobOut:
-    """Ask for a poll now; answers the queued job (or the one already queued or running)."""
+    """Ask for a poll that starts after this request; answers its queued job.
+
+    A job already queued is answered as is; while a poll runs, a new job is queued and is taken
+    by the poll that follows the running one.
+    """
     source = await sources.get_source(session, source_id, owner_id=principal.owner_filter)
     if not source.enabled:
         raise Conflict(f"source {source_id} is disabled: enable it before asking for a poll")
