@@ -1,8 +1,12 @@
-"""Sending claimed deliveries: compose, send, record the answers; never raises.
+"""Sending claimed deliveries: compose, send, record each answer as it comes; never raises.
 
-A batch is loaded with a few queries (channels, alerts, evidence), its messages are sent
-concurrently, and every answer is recorded in one transaction, so the database costs little per
-notification whatever the batch size.
+A batch is loaded with a few queries (channels, alerts, evidence) and its messages are sent
+``concurrency`` at a time. Each answer is committed within milliseconds of arriving, grouped with
+the answers that arrived meanwhile (:mod:`sigwatch.worker.recorder`), and a send keeps its slot
+until its answer is committed: however large the batch, at most ``concurrency`` sends are ever
+unrecorded, so a worker killed mid-batch repeats only those. The batch's leases are renewed while
+it is sent (:mod:`sigwatch.worker.leases`), so a slow receiver never has a lease expire under it
+and the same deliveries sent again by another worker.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from sigwatch.delivery.send import open_channel
 from sigwatch.errors import PermanentDeliveryError, SigwatchError, TransientDeliveryError
 from sigwatch.net.client import OutboundClient
 from sigwatch.observability.metrics import DELIVERIES
+from sigwatch.worker.leases import delivery_leases
+from sigwatch.worker.recorder import GroupRecorder
 
 log = structlog.get_logger(__name__)
 
@@ -64,10 +70,17 @@ async def send_deliveries(
     client: OutboundClient,
     secret_key: str,
     worker_id: str,
+    lease_s: float,
     concurrency: int = 8,
     retry: RetryPolicy | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Send a claimed batch, ``concurrency`` messages at a time; a digest is one message."""
+    """Send a claimed batch, ``concurrency`` messages at a time; a digest is one message.
+
+    Each answer is recorded before its slot is given to the next send. Once ``stop`` is set no
+    new send starts; the unsent deliveries keep their lease until the worker releases it. One
+    send is cut off after ``lease_s`` whatever its channel's own timeout.
+    """
     policy = retry or RetryPolicy()
     digests: dict[tuple[int, int | None], list[ClaimedDelivery]] = defaultdict(list)
     jobs: list[_Job] = []
@@ -86,40 +99,51 @@ async def send_deliveries(
     senders: dict[int, Sender] = {}
     semaphore = asyncio.Semaphore(concurrency)
 
+    async def write(session: AsyncSession, done: list[_Job]) -> None:
+        await _write_outcomes(session, done, worker_id, policy)
+
+    leases = delivery_leases(sessions, worker_id=worker_id, lease_s=lease_s)
+    recorder = GroupRecorder(sessions, write, what="deliveries")
+
+    async def finish(job: _Job) -> None:
+        if await recorder.record(job):
+            _count(job, policy)
+        # Recorded, or given up (the database is away): either way its lease may now lapse.
+        leases.release(d.id for d in job.group)
+
     async def send(job: _Job) -> None:
         if job.error or job.postpone_until or job.channel is None or job.message is None:
+            await finish(job)
             return
         async with semaphore:
+            ids = [d.id for d in job.group]
+            if (stop is not None and stop.is_set()) or leases.lost(ids):
+                leases.release(ids)  # not sent: released on shutdown, or another worker's now
+                return
             try:
                 sender = senders.get(job.channel.id)
                 if sender is None:
                     sender = open_channel(job.channel, secret_key=secret_key, client=client)
                     senders[job.channel.id] = sender
-                job.receipt = await sender.send(job.message)
+                async with asyncio.timeout(lease_s):
+                    job.receipt = await sender.send(job.message)
             except TransientDeliveryError as exc:
                 job.error, job.retry_after_s = str(exc), exc.retry_after_s
             except (PermanentDeliveryError, SigwatchError) as exc:
                 job.error, job.permanent = str(exc), True
+            except TimeoutError:
+                job.error = (
+                    f"the {job.channel.kind} channel did not finish within the lease "
+                    f"(SIGWATCH_LEASE_S={lease_s:g}s); lower the channel's timeout_s below it"
+                )
             except Exception as exc:  # a bug in a channel must not stop the loop
                 log.exception("delivery crashed", delivery_id=job.group[0].id)
                 job.error = f"internal error: {type(exc).__name__}"
+            await finish(job)  # inside the slot: at most `concurrency` sends are unrecorded
 
-    await asyncio.gather(*(send(job) for job in jobs))
-    try:
-        async with sessions.begin() as session:
-            sent: dict[int | None, list[int]] = defaultdict(list)
-            for job in jobs:
-                if job.receipt is not None:
-                    sent[job.receipt.status_code] += [d.id for d in job.group]
-                    _count_sent(job)
-                else:
-                    await _record_unsent(session, job, worker_id, policy)
-            for status_code, ids in sent.items():
-                await record_sent(
-                    session, ids, worker_id=worker_id, now=utcnow(), status_code=status_code
-                )
-    except Exception as exc:  # unrecorded sends are sent again after the lease: at least once
-        log.warning("recording deliveries failed", error=str(exc))
+    async with leases, recorder:
+        leases.hold(delivery.id for delivery in batch)
+        await asyncio.gather(*(send(job) for job in jobs))
 
 
 async def _prepare(session: AsyncSession, jobs: list[_Job]) -> None:
@@ -180,31 +204,30 @@ async def _prepare(session: AsyncSession, jobs: list[_Job]) -> None:
             )
 
 
-def _count_sent(job: _Job) -> None:
-    kind = job.channel.kind if job.channel is not None else "unknown"
-    DELIVERIES.labels(kind, "sent").inc(len(job.group))
-    log.debug(
-        "delivery sent",
-        delivery_id=job.group[0].id,
-        channel_id=job.group[0].channel_id,
-        channel=kind,
-        alerts=len(job.group),
-        status=job.receipt.status_code if job.receipt else None,
-        attempt=job.group[0].attempts + 1,
-    )
+async def _write_outcomes(
+    session: AsyncSession, jobs: list[_Job], worker_id: str, policy: RetryPolicy
+) -> None:
+    """Record the outcomes of ``jobs`` in ``session``; no side effect beyond the database."""
+    sent: dict[int | None, list[int]] = defaultdict(list)
+    for job in jobs:
+        if job.receipt is not None:
+            sent[job.receipt.status_code] += [d.id for d in job.group]
+        else:
+            await _write_unsent(session, job, worker_id, policy)
+    now = utcnow()
+    for status_code, ids in sent.items():
+        await record_sent(session, ids, worker_id=worker_id, now=now, status_code=status_code)
 
 
-async def _record_unsent(
+async def _write_unsent(
     session: AsyncSession, job: _Job, worker_id: str, policy: RetryPolicy
 ) -> None:
-    kind = job.channel.kind if job.channel is not None else "unknown"
-    first = job.group[0]
     if job.postpone_until is not None:
         for delivery in job.group:
             await postpone(session, delivery.id, worker_id=worker_id, until=job.postpone_until)
         return
-    attempts = first.attempts + 1
-    dead = job.permanent or is_exhausted(attempts, policy.max_attempts)
+    attempts = job.group[0].attempts + 1
+    dead = _is_dead(job, policy)
     delay = next_attempt_delay_s(attempts, job.retry_after_s, base_s=policy.base_s)
     for delivery in job.group:
         await record_failure(
@@ -216,14 +239,38 @@ async def _record_unsent(
             attempts=delivery.attempts + 1,
             retry_at=None if dead else utcnow() + timedelta(seconds=delay),
         )
-    outcome = "dead" if dead else "retry"
+
+
+def _is_dead(job: _Job, policy: RetryPolicy) -> bool:
+    return job.permanent or is_exhausted(job.group[0].attempts + 1, policy.max_attempts)
+
+
+def _count(job: _Job, policy: RetryPolicy) -> None:
+    """Metrics and a log line for a recorded outcome."""
+    kind = job.channel.kind if job.channel is not None else "unknown"
+    first = job.group[0]
+    if job.receipt is not None:
+        DELIVERIES.labels(kind, "sent").inc(len(job.group))
+        log.debug(
+            "delivery sent",
+            delivery_id=first.id,
+            channel_id=first.channel_id,
+            channel=kind,
+            alerts=len(job.group),
+            status=job.receipt.status_code,
+            attempt=first.attempts + 1,
+        )
+        return
+    if job.postpone_until is not None:
+        return
+    outcome = "dead" if _is_dead(job, policy) else "retry"
     DELIVERIES.labels(kind, outcome).inc(len(job.group))
     log.warning(
         "delivery failed",
         delivery_id=first.id,
         channel_id=first.channel_id,
         channel=kind,
-        attempt=attempts,
+        attempt=first.attempts + 1,
         outcome=outcome,
         error=job.error,
     )

@@ -138,11 +138,13 @@ class Worker:
                         client=self._active_client,
                         secret_key=secret_key,
                         worker_id=self.worker_id,
+                        lease_s=self.settings.lease_s,
                         concurrency=self.settings.delivery_concurrency,
                         retry=RetryPolicy(
                             self.settings.delivery_retry_base_s,
                             self.settings.delivery_max_attempts,
                         ),
+                        stop=stop,
                     )
                     continue
                 self._deliveries_due.clear()
