@@ -167,3 +167,12 @@ async def test_a_deeply_nested_websocket_message_is_answered_and_the_socket_stay
             assert f"deeper than {MAX_JSON_DEPTH} levels" in json.dumps(answer)
             await ws.send('{"type": "ping"}')
             assert (await receive_json(ws))["type"] == "pong"
+
+
+async def test_a_json_body_that_is_not_unicode_text_is_422_naming_the_encoding(client, accounts):
+    headers = {**accounts.admin.headers, "Content-Type": "application/json"}
+    for path in ("/api/v1/auth/refresh", "/api/v1/entities", "/api/v1/sources"):
+        answer = await client.post(path, content=b'{"name": "\xff\xfe\x07"}', headers=headers)
+        assert answer.status_code == 422, (path, answer.text)
+        [error] = answer.json()["detail"]
+        assert error["type"] == "json_invalid" and "send JSON encoded as UTF-8" in error["msg"]

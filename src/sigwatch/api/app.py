@@ -17,6 +17,7 @@ import sigwatch
 from sigwatch.api.deps import Runtime, get_principal
 from sigwatch.api.errors import register_error_handlers
 from sigwatch.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from sigwatch.api.openapi import document_error_responses
 from sigwatch.api.ratelimit import create_rate_limiter, install_rate_limits
 from sigwatch.api.routes import (
     alerts,
@@ -104,6 +105,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
         deliveries,
     ):
         app.include_router(module.router, dependencies=authenticated)
+    document_error_responses(app)
     return app
 
 

@@ -7,6 +7,7 @@ through an extra task and break streaming.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -117,8 +118,9 @@ class BodySizeLimitMiddleware:
     """Read each request body whole before the app sees it, and refuse bodies the app must not:
 
     over ``max_bytes`` (by Content-Length, or counted as a chunked body streams in) with 413;
-    JSON nested deeper than ``max_depth`` with 422. Both are answered before any route runs, so
-    every route gets the same limits and no parser or validator ever sees such a body.
+    JSON that is not Unicode text, or nested deeper than ``max_depth``, with 422. All are
+    answered before any route runs, so every route gets the same limits and no parser or
+    validator ever sees such a body.
     """
 
     def __init__(
@@ -153,8 +155,9 @@ class BodySizeLimitMiddleware:
             more_body = bool(message.get("more_body", False))
         body = b"".join(chunks)
         if body and _is_json(headers.get("content-type")):
-            if json_nests_deeper_than(body, self.max_depth):
-                await self._too_deep(scope, receive, send)
+            problem = self._json_problem(body)
+            if problem is not None:
+                await validation_error([{"loc": ["body"], **problem}])(scope, receive, send)
                 return
         replayed = False
 
@@ -177,18 +180,25 @@ class BodySizeLimitMiddleware:
         )
         await response(scope, receive, send)
 
-    async def _too_deep(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = validation_error(
-            [
-                {
-                    "loc": ["body"],
-                    "msg": f"the JSON body nests deeper than {self.max_depth} levels of arrays "
-                    f"and objects; send a flatter document (at most {self.max_depth} levels)",
-                    "type": "json_too_deep",
-                }
-            ]
-        )
-        await response(scope, receive, send)
+    def _json_problem(self, body: bytes) -> dict[str, str] | None:
+        """Why a JSON body must not reach the parser (``msg`` and ``type``), or None."""
+        encoding = json.detect_encoding(body)
+        try:
+            body.decode(encoding)
+        except UnicodeDecodeError as exc:
+            # The parser would raise UnicodeDecodeError, which FastAPI answers with a bare 400.
+            return {
+                "msg": f"the JSON body is not valid {encoding.upper()} text (byte {exc.start}): "
+                "send JSON encoded as UTF-8",
+                "type": "json_invalid",
+            }
+        if json_nests_deeper_than(body, self.max_depth):
+            return {
+                "msg": f"the JSON body nests deeper than {self.max_depth} levels of arrays and "
+                f"objects; send a flatter document (at most {self.max_depth} levels)",
+                "type": "json_too_deep",
+            }
+        return None
 
 
 def _is_json(content_type: str | None) -> bool:

@@ -23,10 +23,12 @@ from sigwatch.api.alert_schemas import (
     Urgency,
 )
 from sigwatch.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
+from sigwatch.api.openapi import error_responses
 from sigwatch.api.routes import API_PREFIX
 from sigwatch.api.schemas import MAX_INT64, PageOut, Text, UTCTime, page_out
 from sigwatch.db import alerts
 from sigwatch.db.alerts import AlertShown
+from sigwatch.db.pagination import Page
 from sigwatch.live.events import publish_alert_events
 
 router = APIRouter(prefix=f"{API_PREFIX}/alerts", tags=["alerts"])
@@ -92,7 +94,16 @@ async def list_alerts(
     return page_out(page, AlertOut.model_validate)
 
 
-@router.get("/export")
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The alerts as JSON lines, or as CSV with format=csv.",
+            "content": {"application/x-ndjson": {}, "text/csv": {}},
+        }
+    },
+)
 async def export_alerts(
     principal: CurrentPrincipal,
     runtime: RuntimeDep,
@@ -102,15 +113,21 @@ async def export_alerts(
     """Every matching alert as CSV or JSONL, streamed page by page."""
     viewer = principal.owner_filter
 
+    async def page_after(cursor: str | None) -> Page[AlertShown]:
+        async with runtime.sessions() as session:
+            return await alerts.list_alerts(
+                session, viewer_id=viewer, cursor=cursor, limit=EXPORT_PAGE, **filters
+            )
+
+    # Read before the response starts, so a filter the database refuses (a q without a word)
+    # is a 422, not a stream cut short after its 200.
+    first = await page_after(None)
+
     async def rows() -> AsyncIterator[str]:
-        cursor: str | None = None
+        page = first
         if format == "csv":
             yield _csv_line(EXPORT_FIELDS)
         while True:
-            async with runtime.sessions() as session:
-                page = await alerts.list_alerts(
-                    session, viewer_id=viewer, cursor=cursor, limit=EXPORT_PAGE, **filters
-                )
             for alert in page.items:
                 record = _export_record(alert)
                 if format == "csv":
@@ -119,7 +136,7 @@ async def export_alerts(
                     yield json.dumps(record, ensure_ascii=False) + "\n"
             if page.next_cursor is None:
                 return
-            cursor = page.next_cursor
+            page = await page_after(page.next_cursor)
 
     media = "text/csv" if format == "csv" else "application/x-ndjson"
     return StreamingResponse(
@@ -140,7 +157,7 @@ def _csv_line(values: Any) -> str:
     return buffer.getvalue()
 
 
-@router.post("/status")
+@router.post("/status", responses=error_responses(404, 409))
 async def change_status(
     body: StatusChange, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
 ) -> list[AlertOut]:

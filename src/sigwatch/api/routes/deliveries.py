@@ -14,6 +14,7 @@ from sigwatch.api.delivery_schemas import (
     RequeueRequest,
 )
 from sigwatch.api.deps import CurrentPrincipal, Principal, SessionDep
+from sigwatch.api.openapi import error_responses
 from sigwatch.api.routes import API_PREFIX
 from sigwatch.api.schemas import MAX_INT32, MAX_INT64, PageOut, page_out
 from sigwatch.db import deliveries
@@ -49,7 +50,7 @@ async def list_deliveries(
     return page_out(page, DeliveryOut.model_validate)
 
 
-@router.post("/requeue")
+@router.post("/requeue", responses=error_responses(404, 409))
 async def requeue_many(
     body: RequeueRequest, principal: CurrentPrincipal, session: SessionDep
 ) -> RequeueOut:
@@ -80,7 +81,7 @@ async def get_delivery(
     return DeliveryOut.model_validate(delivery)
 
 
-@router.post("/{delivery_id}/requeue")
+@router.post("/{delivery_id}/requeue", responses=error_responses(409))
 async def requeue_one(
     delivery_id: DeliveryId, principal: CurrentPrincipal, session: SessionDep
 ) -> DeliveryOut:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from sigwatch.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep
+from sigwatch.api.openapi import error_responses
 from sigwatch.api.routes import API_PREFIX
 from sigwatch.api.schemas import (
     MAX_INT32,
@@ -25,7 +26,7 @@ router = APIRouter(prefix=f"{API_PREFIX}/entities", tags=["entities"])
 EntityId = Annotated[int, Path(ge=1, le=MAX_INT32)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=error_responses(409))
 async def create_entity(
     body: EntityCreate, principal: AdminPrincipal, session: SessionDep
 ) -> EntityOut:
@@ -59,7 +60,7 @@ async def get_entity(
     return EntityOut.model_validate(await entities.get_entity(session, entity_id))
 
 
-@router.patch("/{entity_id}")
+@router.patch("/{entity_id}", responses=error_responses(409))
 async def update_entity(
     entity_id: EntityId, body: EntityUpdate, principal: AdminPrincipal, session: SessionDep
 ) -> EntityOut:

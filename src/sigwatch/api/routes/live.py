@@ -36,6 +36,7 @@ from sigwatch.api.deps import (
     bearer_scheme,
 )
 from sigwatch.api.middleware import MAX_JSON_DEPTH, json_nests_deeper_than
+from sigwatch.api.openapi import error_responses
 from sigwatch.api.routes import API_PREFIX
 from sigwatch.api.schemas import MAX_INT64
 from sigwatch.db.live_events import MAX_REPLAY_PAGE, replay_alert_event_rows
@@ -281,7 +282,12 @@ def _error(message: str, detail: list[dict[str, Any]] | None = None) -> dict[str
     return error
 
 
-@router.get("/alerts/stream", response_class=EventSourceResponse)
+@router.get(
+    "/alerts/stream",
+    response_class=EventSourceResponse,
+    # It signs the caller in itself (EventSource sends no headers), so its shape shows no 401.
+    responses=error_responses(401, 503),
+)
 async def alert_stream(
     request: Request,
     runtime: RuntimeDep,

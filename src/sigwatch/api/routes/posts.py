@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from sigwatch.api.deps import CurrentPrincipal, SessionDep
+from sigwatch.api.openapi import error_responses
 from sigwatch.api.routes import API_PREFIX
 from sigwatch.api.schemas import (
     MAX_INT32,
@@ -25,7 +26,7 @@ router = APIRouter(prefix=f"{API_PREFIX}/posts", tags=["posts"])
 PostId = Annotated[int, Path(ge=1, le=MAX_INT64)]
 
 
-@router.get("")
+@router.get("", responses=error_responses(404))  # an unknown source_id
 async def list_posts(
     principal: CurrentPrincipal,
     session: SessionDep,

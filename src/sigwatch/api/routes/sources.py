@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, status
 
 from sigwatch.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
+from sigwatch.api.openapi import error_responses
 from sigwatch.api.routes import API_PREFIX
 from sigwatch.api.schemas import (
     MAX_INT32,
@@ -114,7 +115,9 @@ async def delete_source(
     await session.commit()
 
 
-@router.post("/{source_id}/poll", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/{source_id}/poll", status_code=status.HTTP_202_ACCEPTED, responses=error_responses(409)
+)
 async def poll_source(
     source_id: SourceId, principal: CurrentPrincipal, session: SessionDep
 ) -> JobOut:

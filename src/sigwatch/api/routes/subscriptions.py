@@ -14,6 +14,7 @@ from sigwatch.api.delivery_schemas import (
     SubscriptionUpdate,
 )
 from sigwatch.api.deps import CurrentPrincipal, SessionDep
+from sigwatch.api.openapi import error_responses
 from sigwatch.api.routes import API_PREFIX
 from sigwatch.api.schemas import MAX_INT32, PageOut, page_out
 from sigwatch.db import subscriptions
@@ -134,7 +135,12 @@ async def delete_subscription(
 # --- silences ------------------------------------------------------------------------------------
 
 
-@router.post("/silences", status_code=status.HTTP_201_CREATED, tags=["silences"])
+@router.post(
+    "/silences",
+    status_code=status.HTTP_201_CREATED,
+    tags=["silences"],
+    responses=error_responses(404),  # an unknown alert, entity or channel
+)
 async def create_silence(
     body: SilenceCreate, principal: CurrentPrincipal, session: SessionDep
 ) -> SilenceOut:
