@@ -1,10 +1,11 @@
 """Sending claimed deliveries: compose, send, record each answer as it comes; never raises.
 
 A batch is loaded with a few queries (channels, alerts, evidence) and its messages are sent
-``concurrency`` at a time. Each answer is committed within milliseconds of arriving, grouped with
-the answers that arrived meanwhile (:mod:`sigwatch.worker.recorder`), and a send keeps its slot
-until its answer is committed: however large the batch, at most ``concurrency`` sends are ever
-unrecorded, so a worker killed mid-batch repeats only those. The batch's leases are renewed while
+``concurrency`` at a time, at most :data:`CHANNEL_CONCURRENCY` of them to one channel. Each
+answer is committed within milliseconds of arriving, grouped with the answers that arrived
+meanwhile (:mod:`sigwatch.worker.recorder`), and a send keeps its slot until its answer is
+committed: however large the batch, at most ``concurrency`` sends are ever unrecorded, so a
+worker killed mid-batch repeats only those. The batch's leases are renewed while
 it is sent (:mod:`sigwatch.worker.leases`), so a slow receiver never has a lease expire under it
 and the same deliveries sent again by another worker.
 """
@@ -39,6 +40,12 @@ from sigwatch.worker.leases import delivery_leases
 from sigwatch.worker.recorder import GroupRecorder
 
 log = structlog.get_logger(__name__)
+
+#: Requests one worker keeps open to one channel at once. It spares receivers, and keeps the
+#: connection pool to one host small: httpcore checks every idle connection on each request,
+#: which at 16 connections to one receiver cost more CPU than the send itself (measured with
+#: benchmarks/bench_deliver.py).
+CHANNEL_CONCURRENCY = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +105,17 @@ async def send_deliveries(
         return
     senders: dict[int, Sender] = {}
     semaphore = asyncio.Semaphore(concurrency)
+    per_channel: dict[int, asyncio.Semaphore] = defaultdict(
+        lambda: asyncio.Semaphore(CHANNEL_CONCURRENCY)
+    )
 
     async def write(session: AsyncSession, done: list[_Job]) -> None:
         await _write_outcomes(session, done, worker_id, policy)
 
     leases = delivery_leases(sessions, worker_id=worker_id, lease_s=lease_s)
-    recorder = GroupRecorder(sessions, write, what="deliveries")
+    # A group is committed once it holds the answers of every slot not busy sending.
+    group_size = max(1, concurrency - CHANNEL_CONCURRENCY)
+    recorder = GroupRecorder(sessions, write, what="deliveries", group_size=group_size)
 
     async def finish(job: _Job) -> None:
         if await recorder.record(job):
@@ -113,6 +125,7 @@ async def send_deliveries(
 
     async def send(job: _Job) -> None:
         if job.error or job.postpone_until or job.channel is None or job.message is None:
+            recorder.expect()
             await finish(job)
             return
         async with semaphore:
@@ -120,12 +133,13 @@ async def send_deliveries(
             if (stop is not None and stop.is_set()) or leases.lost(ids):
                 leases.release(ids)  # not sent: released on shutdown, or another worker's now
                 return
+            recorder.expect()
             try:
                 sender = senders.get(job.channel.id)
                 if sender is None:
                     sender = open_channel(job.channel, secret_key=secret_key, client=client)
                     senders[job.channel.id] = sender
-                async with asyncio.timeout(lease_s):
+                async with per_channel[job.channel.id], asyncio.timeout(lease_s):
                     job.receipt = await sender.send(job.message)
             except TransientDeliveryError as exc:
                 job.error, job.retry_after_s = str(exc), exc.retry_after_s
