@@ -73,12 +73,11 @@ async def post(client: Any, path: str, headers: dict[str, str], body: dict[str, 
     return answer.json()
 
 
-async def subscribe(client: Any, headers: dict[str, str], hook: str, **extra: Any) -> int:
+async def subscribe(
+    client: Any, headers: dict[str, str], hook: str, kind: str = "webhook", **extra: Any
+) -> int:
     channel = await post(
-        client,
-        "/api/v1/channels",
-        headers,
-        {"kind": "webhook", "name": "hook", "config": {"url": hook}},
+        client, "/api/v1/channels", headers, {"kind": kind, "name": kind, "config": {"url": hook}}
     )
     await post(
         client,
@@ -285,3 +284,26 @@ async def test_an_alert_only_another_users_source_saw_is_not_there_at_all(
         "/api/v1/alerts/status", json={"ids": [alert["id"]], "status": "dismissed"}, headers=bob
     )
     assert moved.status_code == 404
+
+
+async def test_an_apprise_notification_tells_only_its_owners_evidence(
+    client, accounts, settings, sessions, server
+):
+    await post(
+        client,
+        "/api/v1/entities",
+        accounts.admin.headers,
+        {"name": "Helix Network", "aliases": ["Helix"], "symbols": ["HLX"]},
+    )
+    chat = Receiver(server, "/alice-chat")
+    await subscribe(
+        client, accounts.alice.headers, chat.url.replace("http://", "json://"), kind="apprise"
+    )
+    bob_source = await add_feed(client, server, accounts.bob.headers, "bob")
+    alice_source = await add_feed(client, server, accounts.alice.headers, "alice")
+    await collect(settings, sessions, bob_source)
+    await collect(settings, sessions, alice_source)
+    await run_worker_until(settings, sessions, lambda: len(chat.bodies) >= 1)
+    (body,) = chat.bodies
+    assert "Helix Network" in body.decode() and "alice.example" in body.decode()
+    assert_nothing_of_bobs(body.decode())
