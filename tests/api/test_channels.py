@@ -91,6 +91,10 @@ BAD_CHANNELS = {
     "unknown-kind": ({**WEBHOOK, "kind": "carrier-pigeon"}, ["body", "kind"]),
     "missing-url": ({**WEBHOOK, "config": {}}, ["body", "config"]),
     "ftp-url": ({**WEBHOOK, "config": {"url": "ftp://hooks.example/in"}}, ["body", "config"]),
+    "url-no-request-can-use": (
+        {**WEBHOOK, "config": {"url": "http://0177.0.0.2/in"}},
+        ["body", "config"],
+    ),
     "bad-secret": (
         {**WEBHOOK, "config": {"url": HOOK_URL, "secret": "not-a-whsec"}},
         ["body", "config"],

@@ -64,6 +64,10 @@ BAD_SOURCES = {
         {**FEED, "config": {"url": "ftp://news.example/feed"}},
         ["body", "config", "url"],
     ),
+    "url-no-request-can-use": (
+        {**FEED, "config": {"url": "http://0177.0.0.2/feed"}},
+        ["body", "config", "url"],
+    ),
     "interval-too-small": ({**FEED, "poll_interval_s": 1}, ["body", "poll_interval_s"]),
     "interval-not-a-number": ({**FEED, "poll_interval_s": "often"}, ["body", "poll_interval_s"]),
     "unknown-kind": ({**FEED, "kind": "carrier-pigeon"}, ["body", "kind"]),

@@ -332,6 +332,21 @@ def _looks_like_token(value: str) -> bool:
     )
 
 
+def url_problem(url: str) -> str | None:
+    """Why the outbound client could never request ``url``, or None when it can.
+
+    Checked where users give URLs, so a URL no request can be made to (``http://0177.0.0.2/``)
+    is refused at once instead of failing at every poll or send.
+    """
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        return f"is not a URL sigwatch can request: {exc}"
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        return "must be an absolute http:// or https:// URL"
+    return None
+
+
 def redact_url(url: str) -> str:
     """``url`` without user info, and with secret-looking path parts and query values masked."""
     try:

@@ -14,7 +14,7 @@ import feedparser
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sigwatch.errors import ParseError
-from sigwatch.net.client import FetchedResponse, OutboundClient, redact_url
+from sigwatch.net.client import FetchedResponse, OutboundClient, redact_url, url_problem
 from sigwatch.sources.base import CollectedPost, FetchResult
 from sigwatch.sources.text import (
     absolutize_urls,
@@ -44,6 +44,9 @@ class RssOptions(BaseModel):
             raise ValueError(
                 "must be an http:// or https:// URL, for example https://example.com/feed.xml"
             )
+        problem = url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 

@@ -28,7 +28,7 @@ from sigwatch.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from sigwatch.net.client import OutboundClient, redact_url
+from sigwatch.net.client import OutboundClient, redact_url, url_problem
 
 SECRET_PREFIX = "whsec_"
 SIGNATURE_VERSION = "v1"
@@ -116,6 +116,9 @@ class WebhookOptions(BaseModel):
             raise ValueError("is not a valid URL") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an absolute http:// or https:// URL")
+        problem = url_problem(url)
+        if problem is not None:
+            raise ValueError(problem)
         return SecretStr(url)
 
     @field_validator("secret")
