@@ -281,8 +281,10 @@ async def kill_run(settings: Settings, tmp: Path) -> dict[str, Any]:
     sessions = session_factory(engine)
     before = await count_sent(sessions)
     await add_deliveries(sessions, settings, port, KILL_DELIVERIES)
+    workers: list[subprocess.Popen[bytes]] = []
     try:
         first = start_worker(settings, tmp, "first")
+        workers.append(first)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if receiver_log.exists():
@@ -301,6 +303,7 @@ async def kill_run(settings: Settings, tmp: Path) -> dict[str, Any]:
                 )
             )
         second = start_worker(settings, tmp, "second")
+        workers.append(second)
         deadline = time.monotonic() + 120
         while await count_sent(sessions) < before + KILL_DELIVERIES:
             if time.monotonic() > deadline:
@@ -309,6 +312,10 @@ async def kill_run(settings: Settings, tmp: Path) -> dict[str, Any]:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)
     finally:
+        for worker in workers:  # never leave a worker behind, even when the run failed
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait(timeout=10)
         receiver.terminate()
         await engine.dispose()
     seen_before = set(started)
