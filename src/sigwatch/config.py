@@ -13,7 +13,7 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sigwatch.errors import ConfigError
@@ -45,7 +45,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="CIDRs sources may fetch even though private, e.g. 192.168.1.0/24.",
     )
-    fetch_timeout_s: float = Field(20.0, gt=0, description="Timeout of one outbound request.")
+    fetch_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        description="Timeout of one outbound request (a fetch or a webhook); below lease_s.",
+    )
     max_response_bytes: int = Field(
         10_000_000, gt=0, description="Largest response body a source may download."
     )
@@ -58,7 +62,12 @@ class Settings(BaseSettings):
     max_backoff_s: int = Field(
         6 * 3600, ge=60, description="Longest delay before retrying a failing source."
     )
-    lease_s: int = Field(120, ge=5, description="How long a worker holds a claimed source.")
+    lease_s: int = Field(
+        120,
+        ge=5,
+        description="How long a claim on a source or delivery lasts unrenewed; renewed every "
+        "third while the work runs.",
+    )
     worker_concurrency: int = Field(4, ge=1, description="Sources polled at once per worker.")
     delivery_concurrency: int = Field(16, ge=1, description="Notifications a worker sends at once.")
     delivery_retry_base_s: float = Field(
@@ -83,6 +92,40 @@ class Settings(BaseSettings):
         description="How often a live connection's API key or user is checked again; a token "
         "is also checked when it expires.",
     )
+    login_account_backoff_after: int = Field(
+        3, ge=1, description="Failed sign-ins of one account before each retry must wait longer."
+    )
+    login_account_lock_after: int = Field(
+        10, ge=1, description="Failed sign-ins of one account that lock its password sign-in."
+    )
+    login_ip_backoff_after: int = Field(
+        10, ge=1, description="Failed sign-ins from one address before its retries must wait."
+    )
+    login_ip_lock_after: int = Field(
+        50, ge=1, description="Failed sign-ins from one address that lock sign-in from it."
+    )
+    login_backoff_base_s: float = Field(
+        1.0, ge=0, description="First wait once backoff starts; doubles with each failure."
+    )
+    login_backoff_max_s: float = Field(
+        60.0, ge=0, description="Longest wait between failed sign-ins before the lock."
+    )
+    login_lock_s: int = Field(
+        900, ge=1, description="How long a lock lasts; failures during it do not extend it."
+    )
+    login_failure_window_s: int = Field(
+        900, ge=1, description="Quiet time after which failed sign-ins are forgotten."
+    )
+    rate_limit_enabled: bool = Field(
+        True, description="Limit API requests per API key, per user and per client address."
+    )
+    rate_limit_per_ip: str = Field(
+        "600/minute", description="Requests one client address may make, e.g. 10/second;600/minute."
+    )
+    rate_limit_per_user: str = Field(
+        "1200/minute", description="Requests one user may make with access tokens."
+    )
+    rate_limit_per_api_key: str = Field("1200/minute", description="Requests one API key may make.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Lowest log level written."
     )
@@ -105,6 +148,35 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("rate_limit_per_ip", "rate_limit_per_user", "rate_limit_per_api_key")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        # Imported here: the limits package takes a quarter second to load, and most CLI
+        # commands never need it.
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate limit: write COUNT/PERIOD such as 600/minute, "
+                "several separated by ';' (10/second;600/minute)"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_login_thresholds(self) -> Settings:
+        for scope in ("account", "ip"):
+            backoff = getattr(self, f"login_{scope}_backoff_after")
+            lock = getattr(self, f"login_{scope}_lock_after")
+            if backoff > lock:
+                raise ValueError(
+                    f"SIGWATCH_LOGIN_{scope.upper()}_BACKOFF_AFTER ({backoff}) is above "
+                    f"SIGWATCH_LOGIN_{scope.upper()}_LOCK_AFTER ({lock}): backoff starts before "
+                    "the lock, so make it smaller"
+                )
+        return self
+
     @field_validator("allowed_private_networks", mode="before")
     @classmethod
     def _parse_networks(cls, value: Any) -> Any:
@@ -125,6 +197,18 @@ class Settings(BaseSettings):
                     ) from None
             return [str(item).strip() for item in value]
         return value
+
+    @model_validator(mode="after")
+    def _check_timeouts_fit_the_lease(self) -> Settings:
+        # A request that may outlast the claim it runs under would let a second worker take the
+        # same work while the first is still doing it, were the lease not renewed in time.
+        if self.fetch_timeout_s >= self.lease_s:
+            raise ValueError(
+                f"SIGWATCH_FETCH_TIMEOUT_S ({self.fetch_timeout_s:g}s) must be shorter than "
+                f"SIGWATCH_LEASE_S ({self.lease_s}s): one fetch or webhook send must end "
+                "within the lease on its work; lower the timeout or raise the lease"
+            )
+        return self
 
     @property
     def effective_database_url(self) -> str:
@@ -172,8 +256,22 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValueError as exc:
         raise ConfigError(
-            f"invalid settings: {exc}. Fix the SIGWATCH_* variable named above."
+            f"invalid settings: {_problems(exc)}. Fix the SIGWATCH_* variable named above."
         ) from exc
+
+
+def _problems(exc: ValueError) -> str:
+    """Each problem with the variable it concerns, never a value (values may be secrets)."""
+    from pydantic import ValidationError  # pydantic's error type, kept apart from the imports
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        where = error["loc"]
+        problems.append(f"SIGWATCH_{str(where[0]).upper()}: {message}" if where else message)
+    return "; ".join(problems)
 
 
 def ensure_secret_key(settings: Settings) -> str:
