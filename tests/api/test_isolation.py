@@ -73,6 +73,16 @@ async def post(client: Any, path: str, headers: dict[str, str], body: dict[str, 
     return answer.json()
 
 
+async def watch_helix(client: Any, accounts: Any) -> None:
+    """The admin puts Helix Network on the shared watchlist."""
+    await post(
+        client,
+        "/api/v1/entities",
+        accounts.admin.headers,
+        {"name": "Helix Network", "aliases": ["Helix"], "symbols": ["HLX"]},
+    )
+
+
 async def subscribe(
     client: Any, headers: dict[str, str], hook: str, kind: str = "webhook", **extra: Any
 ) -> int:
@@ -132,12 +142,7 @@ async def make_due(sessions: Any) -> None:
 @pytest.fixture
 async def story(client, accounts, settings, sessions, server) -> Story:
     """Alice's feed reports the airdrop first while her receiver answers 503; then Bob's does."""
-    await post(
-        client,
-        "/api/v1/entities",
-        accounts.admin.headers,
-        {"name": "Helix Network", "aliases": ["Helix"], "symbols": ["HLX"]},
-    )
+    await watch_helix(client, accounts)
     alice_hook = Receiver(server, "/alice-hook", fail=1)
     bob_hook = Receiver(server, "/bob-hook")
     await subscribe(client, accounts.alice.headers, alice_hook.url)
@@ -252,12 +257,7 @@ async def test_a_status_change_reaches_every_viewer_but_tells_no_one_else_s_evid
 async def test_a_digest_tells_only_its_owners_evidence(
     client, accounts, settings, sessions, server
 ):
-    await post(
-        client,
-        "/api/v1/entities",
-        accounts.admin.headers,
-        {"name": "Helix Network", "aliases": ["Helix"], "symbols": ["HLX"]},
-    )
+    await watch_helix(client, accounts)
     digest = Receiver(server, "/alice-digest")
     await subscribe(client, accounts.alice.headers, digest.url, mode="hourly")
     alice_source = await add_feed(client, server, accounts.alice.headers, "alice")
@@ -289,12 +289,7 @@ async def test_an_alert_only_another_users_source_saw_is_not_there_at_all(
 async def test_an_apprise_notification_tells_only_its_owners_evidence(
     client, accounts, settings, sessions, server
 ):
-    await post(
-        client,
-        "/api/v1/entities",
-        accounts.admin.headers,
-        {"name": "Helix Network", "aliases": ["Helix"], "symbols": ["HLX"]},
-    )
+    await watch_helix(client, accounts)
     chat = Receiver(server, "/alice-chat")
     await subscribe(
         client, accounts.alice.headers, chat.url.replace("http://", "json://"), kind="apprise"
