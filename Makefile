@@ -28,9 +28,10 @@ test: install lint typecheck ## lint, type-check and run the whole test suite
 	  export SIGWATCH_TEST_REDIS_URL=$${SIGWATCH_TEST_REDIS_URL:-redis://127.0.0.1:6379/15}; \
 	fi; $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: install ## ruff
+lint: install ## ruff, and the import contracts of pyproject.toml (lint-imports)
 	$(BIN)/ruff check src tests benchmarks docs
 	$(BIN)/ruff format --check src tests benchmarks docs
+	$(BIN)/lint-imports --cache-dir $(VENV)/.import_linter_cache
 
 fmt: install ## format and fix what ruff can
 	$(BIN)/ruff format src tests benchmarks docs
