@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from sigwatch.api import create_app
+from sigwatch.auth import generate_api_key
 from sigwatch.config import Settings, load_settings
 from sigwatch.db.api_keys import create_api_key
 from sigwatch.errors import ConfigError
@@ -70,14 +71,21 @@ async def test_each_user_has_a_budget_of_their_own(settings, accounts):
 
 async def test_each_api_key_has_a_budget_of_its_own(settings, accounts, sessions):
     async with sessions.begin() as session:
-        _, first = await create_api_key(session, user_id=accounts.alice.id, name="one")
-        _, second = await create_api_key(session, user_id=accounts.alice.id, name="two")
+        first, second = generate_api_key(), generate_api_key()
+        for name, new in (("one", first), ("two", second)):
+            await create_api_key(
+                session,
+                user_id=accounts.alice.id,
+                name=name,
+                prefix=new.prefix,
+                key_hash=new.key_hash,
+            )
     async with serving(settings.model_copy(update={"rate_limit_per_ip": "100/minute"})) as client:
         for _ in range(2):
-            assert (await client.get(ME, headers={"X-API-Key": first})).status_code == 200
-        refused = await client.get(ME, headers={"X-API-Key": first})
+            assert (await client.get(ME, headers={"X-API-Key": first.key})).status_code == 200
+        refused = await client.get(ME, headers={"X-API-Key": first.key})
         assert refused.status_code == 429 and "per API key" in refused.json()["detail"]
-        assert (await client.get(ME, headers={"X-API-Key": second})).status_code == 200
+        assert (await client.get(ME, headers={"X-API-Key": second.key})).status_code == 200
         # Alice's access tokens spend from her user budget, not from her keys'.
         assert (await client.get(ME, headers=accounts.alice.headers)).status_code == 200
 

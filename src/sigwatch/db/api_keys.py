@@ -1,6 +1,7 @@
 """API keys: stored as SHA-256 hashes, listed by their display prefix, revoked rather than lost.
 
-The CLI and the API both make keys through :func:`create_api_key`.
+The key itself is made by :func:`sigwatch.auth.generate_api_key` in the caller (the CLI or the
+API), which shows it once; storage only ever sees its hash and display prefix.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from sigwatch.auth import generate_api_key
 from sigwatch.db.models import ApiKey, User
 from sigwatch.db.pagination import (
     Page,
@@ -28,16 +28,15 @@ TOUCH_INTERVAL_S = 60
 
 
 async def create_api_key(
-    session: AsyncSession, *, user_id: int, name: str = ""
-) -> tuple[ApiKey, str]:
-    """Make and store a new key for ``user_id``; returns the row and the key, shown only now."""
+    session: AsyncSession, *, user_id: int, prefix: str, key_hash: str, name: str = ""
+) -> ApiKey:
+    """Store a new key of ``user_id`` by its hash and display prefix."""
     if len(name) > 128:
         raise InvalidInput("name", "must be at most 128 characters")
-    new = generate_api_key()
-    key = ApiKey(user_id=user_id, name=name, prefix=new.prefix, key_hash=new.key_hash)
+    key = ApiKey(user_id=user_id, name=name, prefix=prefix, key_hash=key_hash)
     session.add(key)
     await session.flush()
-    return key, new.key
+    return key
 
 
 async def get_api_key(session: AsyncSession, key_id: int, *, owner_id: int | None) -> ApiKey:

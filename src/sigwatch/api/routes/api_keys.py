@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
+from sigwatch import auth
 from sigwatch.api.deps import CurrentPrincipal, SessionDep
 from sigwatch.api.routes import API_PREFIX
 from sigwatch.api.schemas import (
@@ -38,10 +39,13 @@ async def create_api_key(
             await users.get_user(session, user_id)
         except NotFound as exc:
             raise InvalidInput("user_id", str(exc)) from None
-    key, secret = await api_keys.create_api_key(session, user_id=user_id, name=body.name)
+    new = auth.generate_api_key()
+    key = await api_keys.create_api_key(
+        session, user_id=user_id, name=body.name, prefix=new.prefix, key_hash=new.key_hash
+    )
     await record_audit(session, principal.user, "create", "api_key", key.id, None, snapshot(key))
     await session.commit()
-    return ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), key=secret)
+    return ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), key=new.key)
 
 
 @router.get("")
