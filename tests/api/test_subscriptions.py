@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
+from sigwatch.api.alert_schemas import EventType, Urgency
 from sigwatch.db.audit import list_audit
 from sigwatch.db.models import Silence
+from sigwatch.detect.events import EVENT_TYPES, URGENCIES
 
 HOOK = {"kind": "webhook", "name": "Hook", "config": {"url": "https://hooks.example/in"}}
 FEED = {"kind": "rss", "name": "News", "config": {"url": "https://news.example/feed"}}
@@ -90,6 +93,13 @@ async def test_subscription_defaults_match_every_alert_instantly(client, account
     assert created["filters"] == ANY and created["channel_ids"] == []
     assert created["mode"] == "instant" and created["notify_on"] == "new"
     assert created["quiet_hours"] is None
+
+
+def test_the_api_accepts_exactly_the_events_and_urgencies_the_detector_knows():
+    # Storage no longer checks these names: the API's schemas are the one gate, so they must
+    # follow the detector when it learns an event type.
+    assert get_args(EventType) == EVENT_TYPES
+    assert get_args(Urgency) == URGENCIES
 
 
 BAD_SUBSCRIPTIONS = {

@@ -4,6 +4,9 @@ A subscription's ``filters`` is stored as one JSON object with every key present
 or null meaning "any"; its ``channel_ids`` always name channels of the subscription's owner.
 Lookups take ``owner_id`` as in :mod:`sigwatch.db.sources`: None for an admin, a user id to
 limit the lookup to that user's rows, so someone else's row is NotFound.
+
+Event and urgency names arrive already checked against the detector's (the API's schemas do it:
+``EventType`` and ``Urgency``); storage knows its own fields, not the detector's vocabulary.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from sigwatch.db.pagination import (
     get_visible,
 )
 from sigwatch.db.types import utcnow
-from sigwatch.detect.events import EVENT_TYPES, URGENCIES
 from sigwatch.errors import InvalidInput, NotFound
 
 MODES = ("instant", "hourly", "daily")
@@ -186,9 +188,6 @@ async def _clean_filters(
     if unknown:
         raise InvalidInput(f"filters.{sorted(unknown)[0]}", "is not a subscription filter")
     cleaned: dict[str, Any] = {key: _unique(filters.get(key) or ()) for key in FILTER_LISTS}
-    for key, allowed in (("events", EVENT_TYPES), ("urgencies", URGENCIES)):
-        for value in cleaned[key]:
-            _one_of(f"filters.{key}", value, allowed)
     for key in ("entities", "tags"):
         cleaned[key] = _unique(_clean_text(f"filters.{key}", value) for value in cleaned[key])
     cleaned["source_ids"] = await _visible_sources(session, cleaned["source_ids"], sources_of)
@@ -254,8 +253,6 @@ async def create_silence(
     entity = _clean_text("entity", entity) if entity is not None else None
     if entity is None and event is None:
         raise InvalidInput("entity", "give an entity, an event or both to silence")
-    if event is not None:
-        _one_of("event", event, EVENT_TYPES)
     if (until is None) == (duration_s is None):
         raise InvalidInput("until", "give either until (a time) or duration_s, not both")
     if duration_s is not None:
