@@ -3,25 +3,41 @@
 ::
 
     SigwatchError
-    ├── ConfigError            a setting is missing or unsafe
+    ├── ConfigError            the deployment is wrong: a setting is missing or unsafe
     ├── SourceError            a source could not be collected
-    │   ├── FetchError         the network answer was unusable (timeout, status, size)
-    │   │   └── BlockedAddress the SSRF guard refused the destination
+    │   ├── FetchError         no usable answer (bad URL, redirect loop, oversize body)
+    │   │   ├── BlockedAddress the SSRF guard refused the destination
+    │   │   └── NetworkError   the exchange with the server failed; ``retryable`` says if a
+    │   │       │              later try may succeed
+    │   │       ├── TransportError  no HTTP answer: timeout, DNS, TLS, refused connection
+    │   │       └── HTTPStatusError the server answered an error status (``status``,
+    │   │                           ``retry_after_s``, ``rate_limit_reset_s``)
     │   └── ParseError         the body could not be understood
     ├── DeliveryError          a notification could not be delivered
     │   ├── TransientDeliveryError  worth retrying later (timeout, 5xx, 429)
     │   └── PermanentDeliveryError  retrying cannot help (bad credentials, 4xx, bad config)
-    ├── InvalidInput           a request field is wrong (names the field)
+    ├── InvalidInput           a field of the caller's input is wrong (names the field)
+    │   └── InvalidOptions     a source's or channel's options do not fit its kind
     ├── NotFound               an id names nothing
     ├── Conflict               the change clashes with existing data
     ├── AuthError              credentials are missing or wrong
     ├── Forbidden              the role does not allow this
     └── DatabaseOutOfDate      the schema is behind the code
 
-Every message says what failed and how to fix it.
+Who fixes it decides the branch: ``InvalidInput`` is the caller's to fix (the API answers 422
+naming the field), ``ConfigError`` the operator's (a setting of the deployment), and a network
+error nobody's but time's when it is ``retryable``. Every message says what failed and how to
+fix it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+# Statuses a later retry of the same request may succeed on: timeout, too early, rate limit,
+# and every server-side failure.
+_RETRYABLE_STATUSES = frozenset({408, 425, 429})
 
 
 class SigwatchError(Exception):
@@ -29,7 +45,7 @@ class SigwatchError(Exception):
 
 
 class ConfigError(SigwatchError):
-    """A setting is missing, malformed or unsafe."""
+    """A setting of the deployment is missing, malformed or unsafe: the operator must fix it."""
 
 
 class SourceError(SigwatchError):
@@ -37,11 +53,69 @@ class SourceError(SigwatchError):
 
 
 class FetchError(SourceError):
-    """The fetch failed: timeout, connection error, bad status or oversize body."""
+    """The fetch gave no usable answer: bad URL, redirect loop, oversize body, network failure."""
 
 
 class BlockedAddress(FetchError):
     """The SSRF guard refused a private, loopback or link-local destination."""
+
+
+class NetworkError(FetchError):
+    """The exchange with the server failed; ``retryable`` is True when a later try may succeed."""
+
+    @property
+    def retryable(self) -> bool:
+        """True when the same request may succeed later, without anyone changing anything."""
+        return True
+
+
+class TransportError(NetworkError):
+    """No HTTP answer came (timeout, DNS failure, TLS failure, refused or dropped connection).
+
+    Always retryable: the server or the path to it may be back at the next try.
+    """
+
+
+class HTTPStatusError(NetworkError):
+    """The server answered with an error status.
+
+    ``retry_after_s`` is the server's Retry-After and ``rate_limit_reset_s`` the seconds until
+    its rate-limit window resets, both counted from when the answer arrived (None when not
+    given or unreadable). ``rate_limited`` is True for 429, and for a 403 that says no requests
+    remain in the window (as GitHub sends). A schedule honours :attr:`wait_s`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        retry_after_s: float | None = None,
+        rate_limit_reset_s: float | None = None,
+        rate_limit_exhausted: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after_s = retry_after_s
+        self.rate_limit_reset_s = rate_limit_reset_s
+        self.rate_limited = status == 429 or (status == 403 and rate_limit_exhausted)
+
+    @property
+    def retryable(self) -> bool:
+        """True for 408, 425, 429, a rate-limited 403 and every 5xx: a later try may succeed."""
+        return self.status in _RETRYABLE_STATUSES or self.status >= 500 or self.rate_limited
+
+    @property
+    def wait_s(self) -> float | None:
+        """The longest wait the server asked for: Retry-After, or the reset when rate-limited.
+
+        A rate-limit reset is only a wait when the answer is a rate-limit refusal: many APIs
+        send the reset header on every answer, and a 500 is no reason to wait for the window.
+        """
+        asked = [self.retry_after_s] if self.retry_after_s is not None else []
+        if self.rate_limited and self.rate_limit_reset_s is not None:
+            asked.append(self.rate_limit_reset_s)
+        return max(asked) if asked else None
 
 
 class ParseError(SourceError):
@@ -71,6 +145,44 @@ class InvalidInput(SigwatchError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class InvalidOptions(InvalidInput):
+    """A source's or channel's options do not fit its kind; each problem names its option.
+
+    ``problems`` holds one ``(location, message)`` pair per bad option, the location a tuple of
+    keys inside the options (``("url",)``, ``("headers", "Authorization")``); ``field`` is the
+    first one dotted under ``config``. Messages never quote a submitted value, which may be a
+    secret. Build one from a pydantic ``ValidationError`` with :meth:`from_validation_errors`.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        problems: Sequence[tuple[Sequence[str | int], str]],
+        *,
+        what: str = "source",
+    ) -> None:
+        if not problems:
+            raise ValueError("InvalidOptions needs at least one problem")
+        self.kind = kind
+        self.problems: tuple[tuple[tuple[str | int, ...], str], ...] = tuple(
+            (tuple(location), message) for location, message in problems
+        )
+        field = ".".join(["config", *(str(part) for part in self.problems[0][0])])
+        summary = "; ".join(
+            f"{'.'.join(str(part) for part in location) or '(options)'}: {message}"
+            for location, message in self.problems
+        )
+        super().__init__(field, f"invalid {kind} {what} options: {summary}")
+
+    @classmethod
+    def from_validation_errors(
+        cls, kind: str, errors: Sequence[Mapping[str, Any]], *, what: str = "source"
+    ) -> InvalidOptions:
+        """The error for pydantic's ``ValidationError.errors()``, keeping only where and why."""
+        problems = [(tuple(error.get("loc", ())), str(error.get("msg", ""))) for error in errors]
+        return cls(kind, problems or [((), "the options are invalid")], what=what)
 
 
 class NotFound(SigwatchError):

@@ -11,7 +11,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from sigwatch.config import load_settings
-from sigwatch.errors import BlockedAddress, ConfigError, FetchError
+from sigwatch.errors import (
+    BlockedAddress,
+    ConfigError,
+    FetchError,
+    HTTPStatusError,
+    TransportError,
+)
 from sigwatch.net.client import OutboundClient, redact_url
 
 
@@ -89,25 +95,84 @@ async def test_authorization_is_dropped_on_cross_origin_redirect(start_server, c
 
 
 @pytest.mark.parametrize(
-    ("status", "phrase", "hint"),
+    ("status", "phrase", "hint", "retryable"),
     [
-        (404, "Not Found", "check the URL"),
-        (410, "Gone", "check the URL"),
-        (403, "Forbidden", "refused access"),
-        (429, "Too Many Requests", "poll interval"),
-        (503, "Service Unavailable", "tries again"),
+        (404, "Not Found", "check the URL", False),
+        (410, "Gone", "check the URL", False),
+        (401, "Unauthorized", "set a credential", False),
+        (403, "Forbidden", "refused access", False),
+        (400, "Bad Request", "check the URL", False),
+        (408, "Request Timeout", "tries again", True),
+        (429, "Too Many Requests", "poll interval", True),
+        (500, "Internal Server Error", "tries again", True),
+        (503, "Service Unavailable", "tries again", True),
     ],
 )
-async def test_error_status_raises_fetch_error_saying_what_to_do(
-    server, client, status, phrase, hint
+async def test_error_status_raises_status_error_saying_what_to_do(
+    server, client, status, phrase, hint, retryable
 ):
     url = server.serve("/feed", b"nope", status=status)
 
-    with pytest.raises(FetchError) as caught:
+    with pytest.raises(HTTPStatusError) as caught:
         await client.get(url)
 
     assert str(caught.value).startswith(f"HTTP {status} {phrase} from {url}: ")
     assert hint in str(caught.value)
+    assert caught.value.status == status
+    assert caught.value.retryable is retryable
+    assert isinstance(caught.value, FetchError)  # callers catching FetchError still catch it
+
+
+async def test_429_carries_the_retry_after_the_server_asked_for(server, client):
+    url = server.serve("/feed", b"slow down", status=429, headers={"Retry-After": "120"})
+
+    with pytest.raises(HTTPStatusError) as caught:
+        await client.get(url)
+
+    assert caught.value.retry_after_s == 120
+    assert caught.value.rate_limited and caught.value.wait_s == 120
+    assert "asked sigwatch to wait 2 min" in str(caught.value)
+
+
+async def test_503_with_an_http_date_retry_after_carries_the_seconds_until_then(server, client):
+    later = time.time() + 600
+    stamp = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(later))
+    url = server.serve("/feed", b"", status=503, headers={"Retry-After": stamp})
+
+    with pytest.raises(HTTPStatusError) as caught:
+        await client.get(url)
+
+    assert caught.value.retry_after_s is not None and 590 <= caught.value.retry_after_s <= 600
+
+
+async def test_a_rate_limit_reset_is_a_wait_only_on_a_rate_limit_refusal(server, client):
+    reset = {"X-RateLimit-Reset": str(int(time.time()) + 900), "X-RateLimit-Remaining": "0"}
+    limited = server.serve("/limited", b"", status=403, headers=reset)
+    failed = server.serve(
+        "/failed", b"", status=500, headers={**reset, "X-RateLimit-Remaining": "9"}
+    )
+
+    with pytest.raises(HTTPStatusError) as refused:
+        await client.get(limited)
+    with pytest.raises(HTTPStatusError) as broken:
+        await client.get(failed)
+
+    # GitHub answers an exhausted limit with 403 and the reset: a wait, not a hard refusal.
+    assert refused.value.rate_limited and refused.value.retryable
+    assert refused.value.wait_s is not None and 890 <= refused.value.wait_s <= 900
+    assert "rate-limiting" in str(refused.value)
+    # The same header on a plain server failure is the window's clock, not a request to wait.
+    assert broken.value.rate_limit_reset_s is not None and broken.value.wait_s is None
+
+
+async def test_unreadable_retry_after_is_ignored_not_an_error(server, client):
+    url = server.serve("/feed", b"", status=429, headers={"Retry-After": "whenever"})
+
+    with pytest.raises(HTTPStatusError) as caught:
+        await client.get(url)
+
+    assert caught.value.retry_after_s is None and caught.value.wait_s is None
+    assert "poll interval" in str(caught.value)
 
 
 async def test_slow_server_raises_fetch_error_naming_the_timeout(server, make_client):
@@ -115,7 +180,7 @@ async def test_slow_server_raises_fetch_error_naming_the_timeout(server, make_cl
     client = make_client(allowed_networks=["127.0.0.1/32"], timeout_s=0.5)
 
     started = time.monotonic()
-    with pytest.raises(FetchError, match=r"timed out after 0\.5s fetching http://127\.0\.0\.1"):
+    with pytest.raises(TransportError, match=r"timed out after 0\.5s fetching http://127\.0\.0\.1"):
         await client.get(url)
 
     assert time.monotonic() - started < 2.5
@@ -127,7 +192,7 @@ async def test_trickling_body_is_cut_off_by_the_overall_deadline(server, make_cl
     client = make_client(allowed_networks=["127.0.0.1/32"], timeout_s=0.5)
 
     started = time.monotonic()
-    with pytest.raises(FetchError, match="timed out after 0.5s"):
+    with pytest.raises(TransportError, match="timed out after 0.5s"):
         await client.get(url)
 
     assert time.monotonic() - started < 2.5
@@ -169,13 +234,15 @@ async def test_body_at_the_cap_is_accepted(server, make_client):
     assert len(response.body) == 1000
 
 
-async def test_refused_connection_raises_fetch_error(client):
+async def test_refused_connection_raises_a_retryable_transport_error(client):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound but not listening: connections are refused
 
-        with pytest.raises(FetchError, match=r"could not connect to 127\.0\.0\.1"):
+        with pytest.raises(TransportError, match=r"could not connect to 127\.0\.0\.1") as caught:
             await client.get(f"http://127.0.0.1:{port}/feed")
+
+    assert caught.value.retryable
 
 
 @pytest.mark.parametrize(
@@ -307,7 +374,9 @@ async def test_post_to_a_slow_receiver_times_out(server, make_client):
     client = make_client(allowed_networks=["127.0.0.1/32"], timeout_s=0.5)
 
     started = time.monotonic()
-    with pytest.raises(FetchError, match=r"timed out after 0\.5s posting to http://127\.0\.0\.1"):
+    with pytest.raises(
+        TransportError, match=r"timed out after 0\.5s posting to http://127\.0\.0\.1"
+    ):
         await client.post(url, content=b"{}")
 
     assert time.monotonic() - started < 2.5

@@ -13,15 +13,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import structlog
 
 from sigwatch.config import Settings
-from sigwatch.errors import BlockedAddress, FetchError, SigwatchError
+from sigwatch.errors import (
+    BlockedAddress,
+    FetchError,
+    HTTPStatusError,
+    SigwatchError,
+    TransportError,
+)
 from sigwatch.net.guard import AddressPolicy, guarded_transport
+from sigwatch.net.retry_after import (
+    describe_wait,
+    parse_rate_limit_reset,
+    parse_retry_after,
+    rate_limit_exhausted,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -107,7 +119,11 @@ class OutboundClient:
         await self._client.aclose()
 
     async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> FetchedResponse:
-        """GET ``url`` following redirects; return 2xx/304 answers, raise FetchError otherwise."""
+        """GET ``url`` following redirects; return 2xx/304 answers, raise FetchError otherwise.
+
+        An error status raises HTTPStatusError (with the server's Retry-After and rate-limit
+        reset), no answer at all TransportError, both retryable or not as their status says.
+        """
         try:
             # httpx's timeout bounds each connect/read; this bounds the whole fetch, so a server
             # that trickles a byte every few seconds cannot hold a worker forever.
@@ -123,7 +139,8 @@ class OutboundClient:
 
         Redirects are returned, not followed: re-sending a signed body to wherever a 3xx points
         is the receiver's configuration error to fix, not the sender's to guess. Timeouts,
-        connection failures, refused destinations and oversize answers raise FetchError.
+        connection failures (TransportError), refused destinations (BlockedAddress) and oversize
+        answers (FetchError) raise.
         """
         target = _checked_url(url)
         shown = redact_url(url)
@@ -210,7 +227,7 @@ class OutboundClient:
                             "use the final URL of the feed instead"
                         ) from None
                 if not (200 <= status < 300 or status == 304):
-                    raise _status_error(status, response.reason_phrase, shown)
+                    raise status_error(status, response.reason_phrase, response.headers, shown)
                 body = await self._read_capped(response, shown)
                 return FetchedResponse(
                     url=str(response.url), status=status, headers=response.headers, body=body
@@ -250,8 +267,8 @@ class OutboundClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _timeout_error(self, url: str) -> FetchError:
-        return FetchError(
+    def _timeout_error(self, url: str) -> TransportError:
+        return TransportError(
             f"timed out after {self.timeout_s:g}s fetching {redact_url(url)}: the server is slow "
             "or unreachable; raise SIGWATCH_FETCH_TIMEOUT_S if it is merely slow"
         )
@@ -259,25 +276,25 @@ class OutboundClient:
 
 def _network_error(
     exc: Exception, *, method: str, shown: str, host: str, timeout_s: float
-) -> FetchError:
+) -> TransportError:
     """Log a failed request and say what went wrong and what to check, for GET or POST."""
     peer = "receiver" if method == "POST" else "server"
     doing = f"posting to {shown}" if method == "POST" else f"fetching {shown}"
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         log.debug("outbound request failed", method=method, url=shown, error="timeout")
-        return FetchError(
+        return TransportError(
             f"timed out after {timeout_s:g}s {doing}: the {peer} is slow or unreachable; "
             "it should answer quickly and do slow work afterwards"
         )
     if isinstance(exc, httpx.ConnectError):
         log.debug("outbound request failed", method=method, url=shown, error="connect")
-        return FetchError(
+        return TransportError(
             f"could not connect to {host} {doing} ({_reason(exc)}): check the host name and "
             f"that the {peer} is up"
         )
     log.debug("outbound request failed", method=method, url=shown, error=type(exc).__name__)
     retry = "" if method == "POST" else "; sigwatch tries again at the next poll"
-    return FetchError(
+    return TransportError(
         f"network error {doing} ({_reason(exc)}): the {peer} sent a broken answer or closed "
         f"the connection{retry}"
     )
@@ -299,23 +316,58 @@ def _checked_url(url: str | httpx.URL) -> httpx.URL:
     return parsed
 
 
-def _status_error(status: int, reason: str, shown: str) -> FetchError:
+def status_error(
+    status: int, reason: str, headers: Mapping[str, str], shown: str
+) -> HTTPStatusError:
+    """The error for an error answer: its status, the waits it asks for, and how to fix it.
+
+    ``headers`` must look names up case-insensitively (``httpx.Headers`` does).
+    """
     if not reason:
         try:
             reason = HTTPStatus(status).phrase
         except ValueError:
             reason = "(unknown status)"
-    if status in (404, 410):
-        hint = "check the URL"
-    elif status in (401, 403):
-        hint = "the server refused access; check the URL, or whether the site needs credentials"
-    elif status == 429:
-        hint = "the server is rate-limiting sigwatch; raise this source's poll interval"
-    elif status >= 500:
-        hint = "the server failed; sigwatch tries again at the next poll"
-    else:
-        hint = "the server rejected the request; check the URL"
-    return FetchError(f"HTTP {status} {reason} from {shown}: {hint}")
+    facts: dict[str, Any] = {
+        "status": status,
+        "retry_after_s": parse_retry_after(headers.get("retry-after")),
+        "rate_limit_reset_s": parse_rate_limit_reset(headers),
+        "rate_limit_exhausted": rate_limit_exhausted(headers),
+    }
+    # The hint depends on what the error class concludes from the facts (retryable, wait).
+    hint = _status_hint(HTTPStatusError("", **facts))
+    return HTTPStatusError(f"HTTP {status} {reason} from {shown}: {hint}", **facts)
+
+
+def _status_hint(error: HTTPStatusError) -> str:
+    """What the status means for the user, and what to do about it."""
+    status, wait_s = error.status, error.wait_s
+    asked = f" and asked sigwatch to wait {describe_wait(wait_s)}" if wait_s is not None else ""
+    if error.rate_limited:
+        return (
+            f"the server is rate-limiting sigwatch{asked}; sigwatch waits before polling again; "
+            "raise this source's poll interval if it keeps happening"
+        )
+    if error.retryable:
+        return f"the server failed{asked}; sigwatch tries again later"
+    if status == 401:
+        return (
+            "the server wants credentials: set a credential for this source "
+            "(or correct the one it has), or check the URL"
+        )
+    if status == 403:
+        return (
+            "the server refused access: check the URL, and whether the site needs a credential "
+            "or blocks automated clients"
+        )
+    if status == 404:
+        return "nothing is there: check the URL, or give the source its new one"
+    if status == 410:
+        return (
+            "the server says this is gone for good: check the URL, give the source its new one "
+            "or remove the source"
+        )
+    return "the server rejected the request: check the URL and the source's options"
 
 
 def _reason(exc: Exception) -> str:
