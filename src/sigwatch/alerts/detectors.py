@@ -9,7 +9,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.alerts.record import Detector
-from sigwatch.db.watchlist import load_watchlist, watchlist_version
+from sigwatch.alerts.watchlist import load_watchlist
+from sigwatch.db.watchlist import watchlist_version
 from sigwatch.detect import build_index
 
 log = structlog.get_logger(__name__)

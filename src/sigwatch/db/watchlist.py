@@ -1,8 +1,12 @@
-"""The watchlist as the detector sees it: entities and rule overrides, loaded and replaced whole."""
+"""The stored watchlist: entity rows and rule overrides, read whole and imported whole.
+
+Rows and JSON only: turning them into the detector's ``Watchlist`` is
+:mod:`sigwatch.alerts.watchlist`'s job, so storage never imports the detector.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,60 +18,22 @@ from sigwatch.db.entities import create_entity, get_entity_by_name, update_entit
 from sigwatch.db.models import Entity as EntityRow
 from sigwatch.db.models import RuleOverrideRow
 from sigwatch.db.types import utcnow
-from sigwatch.detect.watchlist import Entity, RuleOverride, Watchlist
 from sigwatch.errors import NotFound
 
 
 @dataclass(frozen=True, slots=True)
-class StoredWatchlist:
-    """The watchlist read from the database, with each entity's row id by name."""
+class WatchlistRows:
+    """Every entity row (in id order) and every rule override row."""
 
-    watchlist: Watchlist
-    entity_ids: Mapping[str, int]
-
-
-def rule_to_json(rule: RuleOverride) -> dict[str, Any]:
-    """A rule override as stored."""
-    return {
-        "enabled": rule.enabled,
-        "keywords": {tier: list(words) for tier, words in rule.keywords.items()},
-        "cancels": list(rule.cancels),
-        "min_confidence": rule.min_confidence,
-    }
+    entities: Sequence[EntityRow]
+    rules: Sequence[RuleOverrideRow]
 
 
-def rule_from_json(data: Mapping[str, Any]) -> RuleOverride:
-    """A stored rule override."""
-    return RuleOverride(
-        enabled=bool(data.get("enabled", True)),
-        keywords={tier: tuple(words) for tier, words in (data.get("keywords") or {}).items()},
-        cancels=tuple(data.get("cancels") or ()),
-        min_confidence=data.get("min_confidence"),
-    )
-
-
-async def load_watchlist(session: AsyncSession) -> StoredWatchlist:
-    """Every entity and rule override, as a detector watchlist."""
-    rows = (await session.scalars(select(EntityRow).order_by(EntityRow.id))).all()
-    rules = (await session.scalars(select(RuleOverrideRow))).all()
-    entities = tuple(
-        Entity(
-            name=row.name,
-            aliases=tuple(row.aliases),
-            symbols=tuple(row.symbols),
-            handles=tuple(row.handles),
-            domains=tuple(row.domains),
-            tags=tuple(row.tags),
-            priority=row.priority,
-        )
-        for row in rows
-    )
-    return StoredWatchlist(
-        watchlist=Watchlist(
-            entities=entities, rules={rule.event: rule_from_json(rule.config) for rule in rules}
-        ),
-        entity_ids={row.name: row.id for row in rows},
-    )
+async def watchlist_rows(session: AsyncSession) -> WatchlistRows:
+    """Every entity and rule override, as stored."""
+    entities = (await session.scalars(select(EntityRow).order_by(EntityRow.id))).all()
+    rules = (await session.scalars(select(RuleOverrideRow).order_by(RuleOverrideRow.event))).all()
+    return WatchlistRows(entities=entities, rules=rules)
 
 
 async def watchlist_version(session: AsyncSession) -> tuple[Any, ...]:
@@ -85,26 +51,23 @@ async def watchlist_version(session: AsyncSession) -> tuple[Any, ...]:
     return (*entities, *rules)
 
 
-async def import_watchlist(
-    session: AsyncSession, watchlist: Watchlist, *, actor: str
+async def store_watchlist(
+    session: AsyncSession,
+    entities: Sequence[tuple[str, Mapping[str, Any]]],
+    rules: Mapping[str, Mapping[str, Any]],
+    *,
+    actor: str,
 ) -> tuple[int, int, int]:
-    """Add or update every entity by name and replace the rule overrides; (added, updated, rules).
+    """Add or update each (name, fields) entity by name and replace the rule overrides.
 
-    Runs inside the caller's transaction, so a failure leaves nothing half-imported.
+    Returns (added, updated, rules). Runs inside the caller's transaction, so a failure leaves
+    nothing half-imported; each entity that changed gets an audit row.
     """
     added = updated = 0
-    for entity in watchlist.entities:
-        fields: dict[str, Any] = {
-            "aliases": list(entity.aliases),
-            "symbols": list(entity.symbols),
-            "handles": list(entity.handles),
-            "domains": list(entity.domains),
-            "tags": list(entity.tags),
-            "priority": entity.priority,
-        }
-        existing = await get_entity_by_name(session, entity.name)
+    for name, fields in entities:
+        existing = await get_entity_by_name(session, name)
         if existing is None:
-            row = await create_entity(session, name=entity.name, **fields)
+            row = await create_entity(session, name=name, **fields)
             await record_audit(session, actor, "import", "entity", row.id, None, snapshot(row))
             added += 1
             continue
@@ -115,10 +78,10 @@ async def import_watchlist(
             await record_audit(session, actor, "import", "entity", row.id, before, after)
             updated += 1
     await session.execute(delete(RuleOverrideRow))
-    for event, rule in watchlist.rules.items():
-        session.add(RuleOverrideRow(event=event, config=rule_to_json(rule)))
+    for event, config in rules.items():
+        session.add(RuleOverrideRow(event=event, config=dict(config)))
     await session.flush()
-    return added, updated, len(watchlist.rules)
+    return added, updated, len(rules)
 
 
 async def list_rule_overrides(session: AsyncSession) -> list[RuleOverrideRow]:
@@ -128,16 +91,16 @@ async def list_rule_overrides(session: AsyncSession) -> list[RuleOverrideRow]:
 
 
 async def set_rule_override(
-    session: AsyncSession, event: str, rule: RuleOverride
+    session: AsyncSession, event: str, config: Mapping[str, Any]
 ) -> tuple[RuleOverrideRow, dict[str, Any] | None]:
-    """Store the override of ``event``'s rule; returns the row and the config it replaced."""
+    """Store ``config`` as ``event``'s rule override; returns the row and the config replaced."""
     row = await session.get(RuleOverrideRow, event)
     before = dict(row.config) if row is not None else None
     if row is None:
-        row = RuleOverrideRow(event=event, config=rule_to_json(rule))
+        row = RuleOverrideRow(event=event, config=dict(config))
         session.add(row)
     else:
-        row.config = rule_to_json(rule)
+        row.config = dict(config)
         row.updated_at = utcnow()
     await session.flush()
     return row, before

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, status
 from fastapi.responses import PlainTextResponse
 
+from sigwatch.alerts import watchlist as stored_watchlist
 from sigwatch.api.alert_schemas import EventType, RuleOverrideIn, RuleOverrideOut
 from sigwatch.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep
 from sigwatch.api.routes import API_PREFIX
@@ -39,7 +40,9 @@ async def set_rule(
         cancels=tuple(body.cancels),
         min_confidence=body.min_confidence,
     )
-    row, before = await watchlist.set_rule_override(session, event, rule)
+    row, before = await watchlist.set_rule_override(
+        session, event, stored_watchlist.rule_to_json(rule)
+    )
     await record_audit(session, principal.user, "update", "rule", event, before, row.config)
     await session.commit()
     return RuleOverrideOut(event=row.event, **row.config)
@@ -56,7 +59,7 @@ async def delete_rule(event: Event, principal: AdminPrincipal, session: SessionD
 @router.get("/watchlist", response_class=PlainTextResponse)
 async def export_watchlist(_principal: CurrentPrincipal, session: SessionDep) -> str:
     """The entities and rule overrides as one YAML document (the format of watchlist import)."""
-    stored = await watchlist.load_watchlist(session)
+    stored = await stored_watchlist.load_watchlist(session)
     return dump_watchlist_yaml(stored.watchlist)
 
 
@@ -74,7 +77,7 @@ async def import_watchlist(
     Invalid YAML or an unknown field is a 422 naming the line; nothing is half-imported.
     """
     parsed = load_watchlist_yaml(document)
-    added, updated, rules = await watchlist.import_watchlist(
+    added, updated, rules = await stored_watchlist.import_watchlist(
         session, parsed, actor=principal.user.username
     )
     await session.commit()
