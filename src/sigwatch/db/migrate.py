@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -52,9 +53,23 @@ def _check_known(revision: str | None) -> None:
         )
 
 
-async def upgrade(engine: AsyncEngine) -> None:
-    """Bring the database to the newest revision."""
-    _check_known(await current_revision(engine))
+@dataclass(frozen=True, slots=True)
+class Upgrade:
+    """What an upgrade did: the revision the database was at (None: empty) and is at now."""
+
+    from_revision: str | None
+    to_revision: str
+
+    @property
+    def migrated(self) -> bool:
+        """Whether any migration ran."""
+        return self.from_revision != self.to_revision
+
+
+async def upgrade(engine: AsyncEngine) -> Upgrade:
+    """Bring the database to the newest revision; says from which revision it came."""
+    before = await current_revision(engine)
+    _check_known(before)
 
     def _upgrade(connection: Connection) -> None:
         config = _config()
@@ -63,6 +78,7 @@ async def upgrade(engine: AsyncEngine) -> None:
 
     async with engine.begin() as connection:
         await connection.run_sync(_upgrade)
+    return Upgrade(from_revision=before, to_revision=head_revision())
 
 
 async def require_current(engine: AsyncEngine) -> None:

@@ -1,0 +1,55 @@
+"""Importing an OPML feed list: one shared RSS source per feed not already present."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sigwatch.db.audit import record_audit, snapshot
+from sigwatch.db.sources import create_source, iter_sources
+from sigwatch.sources.opml import OpmlFeed
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """How many feeds became sources, and how many were skipped as already present."""
+
+    added: int
+    skipped: int
+
+
+def name_from_url(url: str) -> str:
+    """A display name for a feed with no title: its host and path."""
+    parts = urlsplit(url)
+    return (parts.hostname or url) + (parts.path if parts.path not in ("", "/") else "")
+
+
+async def import_feeds(
+    session: AsyncSession, feeds: Iterable[OpmlFeed], *, poll_interval_s: int, actor: str
+) -> ImportResult:
+    """Add each feed whose URL no RSS source has yet (a file's repeats count once), audited.
+
+    Importing the same file twice adds nothing the second time, so an import can be rerun
+    after fixing the file.
+    """
+    present = {source.config.get("url") async for source in iter_sources(session, kind="rss")}
+    added = skipped = 0
+    for feed in feeds:
+        if feed.url in present:
+            skipped += 1
+            continue
+        source = await create_source(
+            session,
+            kind="rss",
+            name=feed.title or name_from_url(feed.url),
+            config={"url": feed.url},
+            poll_interval_s=poll_interval_s,
+            owner_id=None,
+        )
+        await record_audit(session, actor, "import", "source", source.id, None, snapshot(source))
+        present.add(feed.url)
+        added += 1
+    return ImportResult(added=added, skipped=skipped)

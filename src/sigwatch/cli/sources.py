@@ -1,0 +1,410 @@
+"""``sigwatch source``: what is polled — add any kind, list with health, change, pause, remove.
+
+Sources added here are shared (every user's alerts may draw on them) unless ``--user`` makes
+one a user's own, as the CLI has always added them; ids are checked, so an unknown id stops the
+command with exit status 1 before anything runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from sigwatch.cli.common import (
+    USAGE_ERROR,
+    cli_settings,
+    console,
+    errors,
+    fail,
+    friendly_errors,
+    open_database,
+    run,
+    when,
+)
+from sigwatch.cli.opml_import import name_from_url
+from sigwatch.cli.options import check_options, describe_kinds, masked, parse_settings, secret_names
+from sigwatch.cli.owners import owner_for
+from sigwatch.config import Settings
+from sigwatch.db.audit import record_audit, snapshot
+from sigwatch.db.models import Source
+from sigwatch.db.types import utcnow
+from sigwatch.sources.registry import SOURCE_KINDS
+
+source_app = typer.Typer(help="Sources to collect posts from.", no_args_is_help=True)
+
+#: Columns left out of audit rows: fetch state and leases change on every poll, not by a user.
+_NOT_AUDITED = ("state", "lease_owner", "lease_expires_at")
+
+SourceId = Annotated[int, typer.Argument(help="Source id, as `sigwatch source list` shows it.")]
+Interval = Annotated[int | None, typer.Option("--interval", help="Seconds between polls.", min=10)]
+Assignments = Annotated[
+    list[str] | None,
+    typer.Option("--set", metavar="KEY=VALUE", help="An option of the kind; repeat for several."),
+]
+
+
+def _options_model(kind: str) -> Any:
+    factory = SOURCE_KINDS.get(kind)
+    if factory is None:
+        raise fail(
+            f"unknown source kind {kind!r}: use one of {', '.join(sorted(SOURCE_KINDS))}",
+            USAGE_ERROR,
+        )
+    return factory.Options
+
+
+def _audited(source: Source) -> dict[str, Any]:
+    shown = snapshot(source, exclude=_NOT_AUDITED)
+    if source.kind in SOURCE_KINDS:
+        shown["config"] = masked(source.config, secret_names(_options_model(source.kind)))
+    return shown
+
+
+_ADD_HELP = (
+    "Add a source of any kind, its options given as --set KEY=VALUE.\n\n"
+    "`source add rss URL` is a shortcut: URL may be the feed or a site's home page, which is "
+    "searched for its feed. Secret options are never read from the command line: give "
+    "--set KEY=- to read one line of standard input, or leave them out to be asked.\n\n"
+    "The options of each kind:\n\n"
+    + describe_kinds({k: v.Options for k, v in SOURCE_KINDS.items()})
+)
+
+
+@source_app.command("add", help=_ADD_HELP)
+@friendly_errors
+def source_add(
+    kind: Annotated[
+        str, typer.Argument(metavar="KIND", help=f"One of: {', '.join(sorted(SOURCE_KINDS))}.")
+    ],
+    url: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[URL]", help="rss only: the feed URL, or a site's home page to find it on."
+        ),
+    ] = None,
+    assignments: Assignments = None,
+    name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
+    interval: Interval = None,
+    user: Annotated[
+        str | None, typer.Option("--user", help="Make it this user's own; default shared.")
+    ] = None,
+) -> None:
+    model = _options_model(kind)
+    if url is not None and kind != "rss":
+        raise fail(
+            f"only rss takes a URL argument; give the options of {kind} with --set KEY=VALUE",
+            USAGE_ERROR,
+        )
+    config = parse_settings(
+        kind,
+        model,
+        assignments or [],
+        prompt_missing_secrets=True,
+        fixed=None if url is None else {"url": url},
+    )
+    if url is None and name is None and "url" not in config:
+        raise fail(f"give the {kind} source a name with --name", USAGE_ERROR)
+    settings = cli_settings()
+    source_id, shown_url = run(_source_add(settings, kind, url, config, name, interval, user))
+    console.print(f"source {source_id} added: {shown_url or name}", highlight=False)
+
+
+async def _source_add(
+    settings: Settings,
+    kind: str,
+    url: str | None,
+    config: dict[str, Any],
+    name: str | None,
+    interval: int | None,
+    username: str | None,
+) -> tuple[int, str | None]:
+    from sigwatch.db.sources import create_source
+
+    if url is not None:
+        config["url"] = await _discover(settings, url)
+    address = config.get("url")
+    async with open_database(settings) as sessions, sessions.begin() as session:
+        owner = None if username is None else await owner_for(session, username)
+        source = await create_source(
+            session,
+            kind=kind,
+            name=name or name_from_url(str(address)),
+            config=config,
+            poll_interval_s=interval or settings.poll_interval_s,
+            owner_id=None if owner is None else owner.id,
+        )
+        await record_audit(session, "cli", "create", "source", source.id, None, _audited(source))
+        return source.id, None if address is None else str(address)
+
+
+async def _discover(settings: Settings, url: str) -> str:
+    from sigwatch.net.client import OutboundClient
+    from sigwatch.sources.discover import discover_feed
+
+    async with OutboundClient.from_settings(settings) as client:
+        return await discover_feed(client, url)
+
+
+@source_app.command("list")
+@friendly_errors
+def source_list() -> None:
+    """List sources with their health: last poll, failures, last error and next poll."""
+    settings = cli_settings()
+    sources, owners = run(_source_list(settings))
+    table = Table(
+        "id", "kind", "name", "owner", "interval", "health", "last success", "next poll", "error"
+    )
+    now = utcnow()
+    for source in sources:
+        table.add_row(
+            str(source.id),
+            source.kind,
+            source.name,
+            owners.get(source.owner_id, "shared"),
+            f"{source.poll_interval_s}s",
+            health(source),
+            when(source.last_success_at),
+            next_poll(source, now),
+            (source.last_error or "")[:80],
+        )
+    console.print(table)
+    console.print(f"{len(sources)} sources")
+
+
+def health(source: Source) -> str:
+    """One word on how the source is doing: paused, new, ok, or failing with the count."""
+    if not source.enabled:
+        return "paused"
+    if source.consecutive_failures:
+        return f"failing ({source.consecutive_failures}x)"
+    return "ok" if source.last_success_at else "not polled yet"
+
+
+def next_poll(source: Source, now: datetime) -> str:
+    """When the source is polled next: "paused", "now" when due, else the time."""
+    if not source.enabled:
+        return "paused"
+    due = source.next_poll_at
+    if due.tzinfo is None:
+        due = due.replace(tzinfo=now.tzinfo)
+    return "now" if due <= now else when(due)
+
+
+async def _source_list(settings: Settings) -> tuple[list[Source], dict[int | None, str]]:
+    from sigwatch.cli.owners import all_usernames
+    from sigwatch.db.sources import list_all_sources
+
+    async with open_database(settings) as sessions, sessions() as session:
+        return await list_all_sources(session), await all_usernames(session)
+
+
+@source_app.command("show")
+@friendly_errors
+def source_show(source_id: SourceId) -> None:
+    """Show one source: its options (secrets masked), health and number of posts."""
+    settings = cli_settings()
+    source, posts = run(_source_show(settings, source_id))
+    table = Table("field", "value", show_header=False)
+    secrets = secret_names(_options_model(source.kind)) if source.kind in SOURCE_KINDS else set()
+    rows: list[tuple[str, str]] = [
+        ("id", str(source.id)),
+        ("kind", source.kind),
+        ("name", source.name),
+        ("owner", "shared" if source.owner_id is None else f"user {source.owner_id}"),
+        *((f"option {k}", str(v)) for k, v in masked(source.config, secrets).items()),
+        ("interval", f"{source.poll_interval_s}s"),
+        ("health", health(source)),
+        ("last poll", when(source.last_polled_at)),
+        ("last success", when(source.last_success_at)),
+        ("failures in a row", str(source.consecutive_failures)),
+        ("last error", source.last_error or ""),
+        ("last error at", when(source.last_error_at) if source.last_error_at else ""),
+        ("next poll", next_poll(source, utcnow())),
+        ("posts", str(posts)),
+        ("created", when(source.created_at)),
+    ]
+    for field, value in rows:
+        table.add_row(field, value)
+    console.print(table)
+
+
+async def _source_show(settings: Settings, source_id: int) -> tuple[Source, int]:
+    from sigwatch.db.sources import count_posts, get_source
+
+    async with open_database(settings) as sessions, sessions() as session:
+        source = await get_source(session, source_id, owner_id=None)
+        return source, (await count_posts(session, [source_id]))[source_id]
+
+
+@source_app.command("edit")
+@friendly_errors
+def source_edit(
+    source_id: SourceId,
+    name: Annotated[str | None, typer.Option("--name", help="New display name.")] = None,
+    assignments: Assignments = None,
+    interval: Interval = None,
+) -> None:
+    """Change a source's name, options or interval; options not given keep their values."""
+    if name is None and not assignments and interval is None:
+        raise fail("say what to change: --name, --set KEY=VALUE or --interval", USAGE_ERROR)
+    settings = cli_settings()
+    source = run(_source_edit(settings, source_id, name, assignments or [], interval))
+    console.print(f"source {source.id} changed: {source.name}", highlight=False)
+
+
+async def _source_edit(
+    settings: Settings,
+    source_id: int,
+    name: str | None,
+    assignments: list[str],
+    interval: int | None,
+) -> Source:
+    from sigwatch.db.sources import get_source, update_source
+
+    async with open_database(settings) as sessions, sessions.begin() as session:
+        source = await get_source(session, source_id, owner_id=None)
+        before = _audited(source)
+        changes: dict[str, Any] = {}
+        if name is not None:
+            changes["name"] = name
+        if interval is not None:
+            changes["poll_interval_s"] = interval
+        if assignments:
+            model = _options_model(source.kind)
+            given = parse_settings(source.kind, model, assignments, prompt_missing_secrets=False)
+            # Secrets not given are left out, so the stored ones are kept.
+            secrets = secret_names(model)
+            kept = {k: v for k, v in source.config.items() if k not in secrets}
+            config = {**kept, **given}
+            check_options(source.kind, model, config, partial=True)
+            changes["config"] = config
+        source = await update_source(session, source_id, changes, owner_id=None)
+        await record_audit(session, "cli", "update", "source", source.id, before, _audited(source))
+        return source
+
+
+def _set_enabled(source_id: int, enabled: bool) -> None:
+    settings = cli_settings()
+    source = run(_source_set_enabled(settings, source_id, enabled))
+    if enabled:
+        console.print(f"source {source.id} resumed: it is polled again from now", highlight=False)
+    else:
+        console.print(
+            f"source {source.id} paused: it is not polled until `sigwatch source resume "
+            f"{source.id}`; its posts stay",
+            highlight=False,
+        )
+
+
+async def _source_set_enabled(settings: Settings, source_id: int, enabled: bool) -> Source:
+    from sigwatch.db.sources import get_source, update_source
+
+    async with open_database(settings) as sessions, sessions.begin() as session:
+        source = await get_source(session, source_id, owner_id=None)
+        before = _audited(source)
+        source = await update_source(session, source_id, {"enabled": enabled}, owner_id=None)
+        action = "resume" if enabled else "pause"
+        await record_audit(session, "cli", action, "source", source.id, before, _audited(source))
+        return source
+
+
+@source_app.command("pause")
+@friendly_errors
+def source_pause(source_id: SourceId) -> None:
+    """Stop polling a source until it is resumed; its posts and settings stay."""
+    _set_enabled(source_id, False)
+
+
+@source_app.command("resume")
+@friendly_errors
+def source_resume(source_id: SourceId) -> None:
+    """Poll a paused source again."""
+    _set_enabled(source_id, True)
+
+
+@source_app.command("remove")
+@friendly_errors
+def source_remove(
+    source_id: SourceId,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove a source: it is no longer polled."""
+    if not yes:
+        typer.confirm(f"remove source {source_id}?", abort=True, err=True)
+    settings = cli_settings()
+    name = run(_source_remove(settings, source_id))
+    console.print(f"source {source_id} removed: {name}", highlight=False)
+
+
+async def _source_remove(settings: Settings, source_id: int) -> str:
+    from sigwatch.db.sources import delete_source, get_source
+
+    async with open_database(settings) as sessions, sessions.begin() as session:
+        before = _audited(await get_source(session, source_id, owner_id=None))
+        source = await delete_source(session, source_id, owner_id=None)
+        await record_audit(session, "cli", "delete", "source", source_id, before, None)
+        return source.name
+
+
+@source_app.command("import")
+@friendly_errors
+def source_import(
+    file: Annotated[Path, typer.Argument(help="OPML file exported by a feed reader.")],
+    interval: Interval = None,
+) -> None:
+    """Import RSS/Atom feeds from an OPML file; feeds already present are skipped."""
+    from sigwatch.sources.opml import parse_opml
+
+    if not file.exists():
+        raise fail(f"{file} does not exist")
+    feeds = parse_opml(file.read_bytes())
+    settings = cli_settings()
+    added, skipped = run(_source_import(settings, feeds, interval))
+    console.print(f"imported {added} feeds, skipped {skipped} already present")
+
+
+async def _source_import(
+    settings: Settings, feeds: list[Any], interval: int | None
+) -> tuple[int, int]:
+    from sigwatch.cli.opml_import import import_feeds
+
+    async with open_database(settings) as sessions, sessions.begin() as session:
+        result = await import_feeds(
+            session, feeds, poll_interval_s=interval or settings.poll_interval_s, actor="cli"
+        )
+    return result.added, result.skipped
+
+
+@source_app.command("export")
+@friendly_errors
+def source_export(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write; default stdout.")
+    ] = None,
+) -> None:
+    """Export the RSS/Atom sources as OPML."""
+    from sigwatch.sources.opml import OpmlFeed, write_opml
+
+    settings = cli_settings()
+    sources = run(_source_list_rss(settings))
+    data = write_opml(
+        [OpmlFeed(title=s.name, url=s.config["url"], category=None) for s in sources],
+        title="sigwatch sources",
+    )
+    if output is None:
+        sys.stdout.buffer.write(data)
+    else:
+        output.write_bytes(data)
+        errors.print(f"wrote {len(sources)} feeds to {output}")
+
+
+async def _source_list_rss(settings: Settings) -> list[Source]:
+    from sigwatch.db.sources import list_all_sources
+
+    async with open_database(settings) as sessions, sessions() as session:
+        return await list_all_sources(session, kind="rss")
