@@ -1,13 +1,14 @@
 """Sending claimed deliveries: compose, send, record each answer as it comes; never raises.
 
-A batch is loaded with a few queries (channels, alerts, evidence) and its messages are sent
-``concurrency`` at a time, at most :data:`CHANNEL_CONCURRENCY` of them to one channel. Each
-answer is committed within milliseconds of arriving, grouped with the answers that arrived
-meanwhile (:mod:`sigwatch.worker.recorder`), and a send keeps its slot until its answer is
-committed: however large the batch, at most ``concurrency`` sends are ever unrecorded, so a
-worker killed mid-batch repeats only those. The batch's leases are renewed while
-it is sent (:mod:`sigwatch.worker.leases`), so a slow receiver never has a lease expire under it
-and the same deliveries sent again by another worker.
+A claimed batch is loaded with a few queries (channels, alerts, evidence) and handed to the
+worker's :class:`DeliveryPipeline`, which sends ``concurrency`` messages at a time, at most
+:data:`CHANNEL_CONCURRENCY` of them to one channel, and takes the next batch while the last
+sends of this one run. Each answer is committed within milliseconds of arriving, grouped with
+the answers that arrived meanwhile (:mod:`sigwatch.worker.recorder`), and a send keeps its slot
+until its answer is committed: however many batches flow through, at most ``concurrency`` sends
+are ever unrecorded, so a worker killed mid-batch repeats only those. The leases of everything
+handed over are renewed until it is recorded (:mod:`sigwatch.worker.leases`), so a slow receiver
+never has a lease expire under it and the same deliveries sent again by another worker.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Self
 
 import structlog
 from sqlalchemy import select
@@ -70,25 +73,159 @@ class _Job:
     postpone_until: datetime | None = None
 
 
-async def send_deliveries(
-    batch: Sequence[ClaimedDelivery],
-    *,
-    sessions: async_sessionmaker[AsyncSession],
-    client: OutboundClient,
-    secret_key: str,
-    worker_id: str,
-    lease_s: float,
-    concurrency: int = 8,
-    retry: RetryPolicy | None = None,
-    stop: asyncio.Event | None = None,
-) -> None:
-    """Send a claimed batch, ``concurrency`` messages at a time; a digest is one message.
+class DeliveryPipeline:
+    """Sends the deliveries handed to it, ``concurrency`` at once, for as long as a worker runs.
 
-    Each answer is recorded before its slot is given to the next send. Once ``stop`` is set no
-    new send starts; the unsent deliveries keep their lease until the worker releases it. One
-    send is cut off after ``lease_s`` whatever its channel's own timeout.
+    One pipeline outlives the batches fed to it: the worker claims the next batch while the
+    last sends of the previous one are still out (see :attr:`has_room`), so no slot waits for a
+    claim, a load or the last answer of a batch. Once ``stop`` is set no new send starts; the
+    unsent deliveries keep their lease until the worker releases it. One send is cut off after
+    ``lease_s`` whatever its channel's own timeout. Nothing here raises into the worker.
     """
-    policy = retry or RetryPolicy()
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        client: OutboundClient,
+        secret_key: str,
+        worker_id: str,
+        lease_s: float,
+        concurrency: int = 8,
+        retry: RetryPolicy | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._client = client
+        self._secret_key = secret_key
+        self._lease_s = lease_s
+        self._concurrency = max(1, concurrency)
+        self._policy = retry or RetryPolicy()
+        self._stop = stop
+        self._slots = asyncio.Semaphore(self._concurrency)
+        self._per_channel: dict[int, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(CHANNEL_CONCURRENCY)
+        )
+        self._senders: dict[int, Sender] = {}
+        self._leases = delivery_leases(sessions, worker_id=worker_id, lease_s=lease_s)
+        policy = self._policy
+
+        async def write(session: AsyncSession, done: list[_Job]) -> None:
+            await _write_outcomes(session, done, worker_id, policy)
+
+        # A group is committed once it holds the answers of every slot not busy sending.
+        self._recorder = GroupRecorder(
+            sessions,
+            write,
+            what="deliveries",
+            group_size=max(1, self._concurrency - CHANNEL_CONCURRENCY),
+        )
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._waiting = 0  # handed over, not yet given a slot
+        self._room = asyncio.Event()
+        self._room.set()
+
+    @property
+    def has_room(self) -> bool:
+        """True while fewer jobs wait for a slot than there are slots: time to claim more."""
+        return self._waiting < self._concurrency
+
+    async def wait_for_room(self) -> None:
+        """Return once :attr:`has_room` is true."""
+        await self._room.wait()
+
+    @property
+    def busy(self) -> bool:
+        """True while any handed-over delivery is not yet recorded."""
+        return bool(self._tasks)
+
+    async def submit(self, batch: Sequence[ClaimedDelivery]) -> None:
+        """Load and compose a claimed batch and start sending it; returns before it is sent."""
+        jobs = _jobs(batch)
+        try:
+            async with self._sessions() as session:
+                await _prepare(session, jobs)
+        except Exception as exc:  # the database went away: leases expire, the batch is retried
+            log.warning("loading deliveries failed", error=str(exc))
+            return
+        self._leases.hold(delivery.id for delivery in batch)
+        self._waiting += len(jobs)
+        if not self.has_room:
+            self._room.clear()
+        for job in jobs:
+            task = asyncio.create_task(self._send(job))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def __aenter__(self) -> Self:
+        await self._leases.__aenter__()
+        await self._recorder.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        finally:
+            await self._recorder.__aexit__(exc_type, exc, tb)
+            await self._leases.__aexit__(exc_type, exc, tb)
+
+    def _started(self) -> None:
+        self._waiting -= 1
+        if self.has_room:
+            self._room.set()
+
+    async def _finish(self, job: _Job) -> None:
+        if await self._recorder.record(job):
+            _count(job, self._policy)
+        # Recorded, or given up (the database is away): either way its lease may now lapse.
+        self._leases.release(d.id for d in job.group)
+
+    async def _send(self, job: _Job) -> None:
+        if job.error or job.postpone_until or job.channel is None or job.message is None:
+            self._started()
+            self._recorder.expect()
+            await self._finish(job)
+            return
+        async with self._slots:
+            self._started()
+            ids = [d.id for d in job.group]
+            if (self._stop is not None and self._stop.is_set()) or self._leases.lost(ids):
+                self._leases.release(ids)  # not sent: released on shutdown, or another's now
+                return
+            self._recorder.expect()
+            await self._attempt(job, job.channel, job.message)
+            await self._finish(job)  # inside the slot: at most `concurrency` sends unrecorded
+
+    async def _attempt(self, job: _Job, channel: Channel, message: AlertMessage) -> None:
+        """Send ``job``'s message once, keeping its receipt or its error on the job."""
+        try:
+            sender = self._senders.get(channel.id)
+            if sender is None:
+                sender = open_channel(channel, secret_key=self._secret_key, client=self._client)
+                self._senders[channel.id] = sender
+            async with self._per_channel[channel.id], asyncio.timeout(self._lease_s):
+                job.receipt = await sender.send(message)
+        except TransientDeliveryError as exc:
+            job.error, job.retry_after_s = str(exc), exc.retry_after_s
+        except (PermanentDeliveryError, SigwatchError) as exc:
+            job.error, job.permanent = str(exc), True
+        except TimeoutError:
+            job.error = (
+                f"the {channel.kind} channel did not finish within the lease "
+                f"(SIGWATCH_LEASE_S={self._lease_s:g}s); lower the channel's timeout_s below it"
+            )
+        except Exception as exc:  # a bug in a channel must not stop the loop
+            log.exception("delivery crashed", delivery_id=job.group[0].id)
+            job.error = f"internal error: {type(exc).__name__}"
+
+
+def _jobs(batch: Sequence[ClaimedDelivery]) -> list[_Job]:
+    """One job per delivery, except that a channel's digest deliveries make one job."""
     digests: dict[tuple[int, int | None], list[ClaimedDelivery]] = defaultdict(list)
     jobs: list[_Job] = []
     for delivery in batch:
@@ -96,68 +233,7 @@ async def send_deliveries(
             digests[delivery.channel_id, delivery.subscription_id].append(delivery)
         else:
             jobs.append(_Job([delivery]))
-    jobs += [_Job(group) for group in digests.values()]
-    try:
-        async with sessions() as session:
-            await _prepare(session, jobs)
-    except Exception as exc:  # the database went away: leases expire, the batch is retried
-        log.warning("loading deliveries failed", error=str(exc))
-        return
-    senders: dict[int, Sender] = {}
-    semaphore = asyncio.Semaphore(concurrency)
-    per_channel: dict[int, asyncio.Semaphore] = defaultdict(
-        lambda: asyncio.Semaphore(CHANNEL_CONCURRENCY)
-    )
-
-    async def write(session: AsyncSession, done: list[_Job]) -> None:
-        await _write_outcomes(session, done, worker_id, policy)
-
-    leases = delivery_leases(sessions, worker_id=worker_id, lease_s=lease_s)
-    # A group is committed once it holds the answers of every slot not busy sending.
-    group_size = max(1, concurrency - CHANNEL_CONCURRENCY)
-    recorder = GroupRecorder(sessions, write, what="deliveries", group_size=group_size)
-
-    async def finish(job: _Job) -> None:
-        if await recorder.record(job):
-            _count(job, policy)
-        # Recorded, or given up (the database is away): either way its lease may now lapse.
-        leases.release(d.id for d in job.group)
-
-    async def send(job: _Job) -> None:
-        if job.error or job.postpone_until or job.channel is None or job.message is None:
-            recorder.expect()
-            await finish(job)
-            return
-        async with semaphore:
-            ids = [d.id for d in job.group]
-            if (stop is not None and stop.is_set()) or leases.lost(ids):
-                leases.release(ids)  # not sent: released on shutdown, or another worker's now
-                return
-            recorder.expect()
-            try:
-                sender = senders.get(job.channel.id)
-                if sender is None:
-                    sender = open_channel(job.channel, secret_key=secret_key, client=client)
-                    senders[job.channel.id] = sender
-                async with per_channel[job.channel.id], asyncio.timeout(lease_s):
-                    job.receipt = await sender.send(job.message)
-            except TransientDeliveryError as exc:
-                job.error, job.retry_after_s = str(exc), exc.retry_after_s
-            except (PermanentDeliveryError, SigwatchError) as exc:
-                job.error, job.permanent = str(exc), True
-            except TimeoutError:
-                job.error = (
-                    f"the {job.channel.kind} channel did not finish within the lease "
-                    f"(SIGWATCH_LEASE_S={lease_s:g}s); lower the channel's timeout_s below it"
-                )
-            except Exception as exc:  # a bug in a channel must not stop the loop
-                log.exception("delivery crashed", delivery_id=job.group[0].id)
-                job.error = f"internal error: {type(exc).__name__}"
-            await finish(job)  # inside the slot: at most `concurrency` sends are unrecorded
-
-    async with leases, recorder:
-        leases.hold(delivery.id for delivery in batch)
-        await asyncio.gather(*(send(job) for job in jobs))
+    return jobs + [_Job(group) for group in digests.values()]
 
 
 async def _prepare(session: AsyncSession, jobs: list[_Job]) -> None:

@@ -23,7 +23,7 @@ from sigwatch.live.events import publish_alert_events
 from sigwatch.net.client import OutboundClient
 from sigwatch.observability.metrics import QUEUE_DEPTH
 from sigwatch.worker.collect import PollOutcome, poll_source
-from sigwatch.worker.deliver import RetryPolicy, send_deliveries
+from sigwatch.worker.deliver import DeliveryPipeline, RetryPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -108,51 +108,59 @@ class Worker:
             stopping.cancel()
 
     async def _run_deliveries(self, stop: asyncio.Event) -> None:
-        """Claim and send due deliveries until stopped; a poll that made alerts wakes it at once."""
+        """Claim and send due deliveries until stopped; a poll that made alerts wakes it at once.
+
+        The next batch is claimed as soon as the pipeline has room, while the previous batch's
+        last sends are still out, so sending never pauses for a claim.
+        """
         assert self._active_client is not None
         stopping = asyncio.create_task(stop.wait())
-        secret_key = ensure_secret_key(self.settings)
+        pipeline = DeliveryPipeline(
+            sessions=self.sessions,
+            client=self._active_client,
+            secret_key=ensure_secret_key(self.settings),
+            worker_id=self.worker_id,
+            lease_s=self.settings.lease_s,
+            concurrency=self.settings.delivery_concurrency,
+            retry=RetryPolicy(
+                self.settings.delivery_retry_base_s, self.settings.delivery_max_attempts
+            ),
+            stop=stop,
+        )
         db_failures = 0
         try:
-            while not stop.is_set():
-                try:
-                    async with self.sessions.begin() as session:
-                        batch = await claim_due_deliveries(
-                            session,
-                            worker_id=self.worker_id,
-                            now=utcnow(),
-                            lease_s=self.settings.lease_s,
-                            limit=DELIVERY_BATCH,
-                        )
-                    db_failures = 0
-                except Exception as exc:  # the database may be restarting; keep the loop alive
-                    db_failures += 1
-                    delay = min(MAX_DB_RETRY_S, 0.5 * 2**db_failures)
-                    log.warning("claiming deliveries failed", error=str(exc), retry_in_s=delay)
-                    await asyncio.wait({stopping}, timeout=delay)
-                    continue
-                if batch:
-                    await send_deliveries(
-                        batch,
-                        sessions=self.sessions,
-                        client=self._active_client,
-                        secret_key=secret_key,
-                        worker_id=self.worker_id,
-                        lease_s=self.settings.lease_s,
-                        concurrency=self.settings.delivery_concurrency,
-                        retry=RetryPolicy(
-                            self.settings.delivery_retry_base_s,
-                            self.settings.delivery_max_attempts,
-                        ),
-                        stop=stop,
+            async with pipeline:
+                while not stop.is_set():
+                    if not pipeline.has_room:
+                        room = asyncio.create_task(pipeline.wait_for_room())
+                        await asyncio.wait({stopping, room}, return_when=FIRST_COMPLETED)
+                        room.cancel()
+                        continue
+                    try:
+                        async with self.sessions.begin() as session:
+                            batch = await claim_due_deliveries(
+                                session,
+                                worker_id=self.worker_id,
+                                now=utcnow(),
+                                lease_s=self.settings.lease_s,
+                                limit=DELIVERY_BATCH,
+                            )
+                        db_failures = 0
+                    except Exception as exc:  # the database may be restarting; keep the loop
+                        db_failures += 1
+                        delay = min(MAX_DB_RETRY_S, 0.5 * 2**db_failures)
+                        log.warning("claiming deliveries failed", error=str(exc), retry_in_s=delay)
+                        await asyncio.wait({stopping}, timeout=delay)
+                        continue
+                    if batch:
+                        await pipeline.submit(batch)
+                        continue
+                    self._deliveries_due.clear()
+                    woken = asyncio.create_task(self._deliveries_due.wait())
+                    await asyncio.wait(
+                        {stopping, woken}, timeout=self._idle_tick_s, return_when=FIRST_COMPLETED
                     )
-                    continue
-                self._deliveries_due.clear()
-                woken = asyncio.create_task(self._deliveries_due.wait())
-                await asyncio.wait(
-                    {stopping, woken}, timeout=self._idle_tick_s, return_when=FIRST_COMPLETED
-                )
-                woken.cancel()
+                    woken.cancel()
         finally:
             stopping.cancel()
             try:
