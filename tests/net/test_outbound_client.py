@@ -131,7 +131,7 @@ async def test_429_carries_the_retry_after_the_server_asked_for(server, client):
 
     assert caught.value.retry_after_s == 120
     assert caught.value.rate_limited and caught.value.wait_s == 120
-    assert "asked sigwatch to wait 2 min" in str(caught.value)
+    assert "asked to wait 2 min" in str(caught.value)
 
 
 async def test_503_with_an_http_date_retry_after_carries_the_seconds_until_then(server, client):

@@ -12,7 +12,6 @@ makes the source due at once, so every request is answered by a poll that starts
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -108,13 +107,6 @@ async def count_due_sources(session: AsyncSession, *, now: datetime) -> int:
     return int((await session.scalar(statement)) or 0)
 
 
-def backoff_delay_s(interval_s: int, failures: int, max_backoff_s: int) -> float:
-    """Delay before retrying after ``failures`` failures in a row: doubling, jittered."""
-    base = min(float(max_backoff_s), interval_s * 2.0 ** max(0, min(failures, 20) - 1))
-    # +-10% jitter so sources that failed together do not retry in lockstep.
-    return base * random.uniform(0.9, 1.1)
-
-
 async def renew_source_leases(
     session: AsyncSession,
     source_ids: list[int],
@@ -141,9 +133,14 @@ def _owned(source_id: int, worker_id: str) -> Any:
 
 
 async def _next_poll_at(
-    session: AsyncSession, source_id: int, now: datetime, scheduled: datetime
+    session: AsyncSession,
+    source_id: int,
+    now: datetime,
+    scheduled: datetime,
+    *,
+    requested: datetime | None = None,
 ) -> Any:
-    """``scheduled``, or ``now`` when a poll was asked for while this one ran.
+    """``scheduled``, or ``requested`` (default ``now``) when a poll was asked for meanwhile.
 
     The source row is locked first (PostgreSQL), so a poll-now being written waits for this
     outcome or is seen by it: the expression is evaluated by the UPDATE that follows, after the
@@ -151,10 +148,10 @@ async def _next_poll_at(
     """
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(select(Source.id).where(Source.id == source_id).with_for_update())
-    requested = exists().where(Job.source_id == source_id, Job.status == "queued")
+    queued = exists().where(Job.source_id == source_id, Job.status == "queued")
     # Typed binds, so SQLite gets the same naive-UTC text as every other timestamp.
     moment = Source.next_poll_at.type
-    return case((requested, literal(now, moment)), else_=literal(scheduled, moment))
+    return case((queued, literal(requested or now, moment)), else_=literal(scheduled, moment))
 
 
 async def record_poll_success(
@@ -203,24 +200,29 @@ async def record_poll_failure(
     worker_id: str,
     now: datetime,
     error: str,
-    interval_s: int,
-    failures_before: int,
-    max_backoff_s: int,
+    delay_s: float,
+    earliest_s: float = 0.0,
 ) -> datetime:
-    """Keep the error, count the failure, back off exponentially and free the lease.
+    """Keep the error, count the failure, schedule the retry after ``delay_s``, free the lease.
 
-    Returns when the source is polled next: at once when a poll was asked for meanwhile.
+    A poll asked for meanwhile comes sooner, but not before ``earliest_s`` (the wait the server
+    itself asked for). Returns when the source is polled next.
     """
-    failures = failures_before + 1
-    backed_off = now + timedelta(seconds=backoff_delay_s(interval_s, failures, max_backoff_s))
+    backed_off = now + timedelta(seconds=delay_s)
     next_poll_at = await session.scalar(
         update(Source)
         .where(_owned(source_id, worker_id))
         .values(
             last_error=error,
             last_error_at=now,
-            consecutive_failures=failures,
-            next_poll_at=await _next_poll_at(session, source_id, now, backed_off),
+            consecutive_failures=Source.consecutive_failures + 1,
+            next_poll_at=await _next_poll_at(
+                session,
+                source_id,
+                now,
+                backed_off,
+                requested=now + timedelta(seconds=min(earliest_s, delay_s)),
+            ),
             lease_owner=None,
             lease_expires_at=None,
         )

@@ -342,11 +342,12 @@ def status_error(
 def _status_hint(error: HTTPStatusError) -> str:
     """What the status means for the user, and what to do about it."""
     status, wait_s = error.status, error.wait_s
-    asked = f" and asked sigwatch to wait {describe_wait(wait_s)}" if wait_s is not None else ""
+    asked = f" and asked to wait {describe_wait(wait_s)}" if wait_s is not None else ""
     if error.rate_limited:
+        waits = "that long" if wait_s is not None else "longer each time"
         return (
-            f"the server is rate-limiting sigwatch{asked}; sigwatch waits before polling again; "
-            "raise this source's poll interval if it keeps happening"
+            f"the server is rate-limiting sigwatch{asked}; sigwatch waits {waits} before "
+            "polling again; raise this source's poll interval if it keeps happening"
         )
     if error.retryable:
         return f"the server failed{asked}; sigwatch tries again later"

@@ -27,6 +27,7 @@ from sigwatch.observability.metrics import POLL_DURATION, POLLS, POSTS_INGESTED
 from sigwatch.sources.base import FetchResult
 from sigwatch.sources.registry import build_source
 from sigwatch.worker.leases import source_leases
+from sigwatch.worker.poll_backoff import plan_retry
 
 log = structlog.get_logger(__name__)
 
@@ -93,13 +94,13 @@ async def _poll(
         result = await source.fetch(claimed.state)
     except SigwatchError as exc:
         return await _record_failure(
-            claimed, sessions, worker_id, job_ids, str(exc), max_backoff_s, started
+            claimed, sessions, worker_id, job_ids, exc, str(exc), max_backoff_s, started
         )
     except Exception as exc:  # a bug in a source kind must not stop the worker loop
         log.exception("source crashed", source_id=claimed.id, kind=claimed.kind)
         message = f"internal error in the {claimed.kind} source: {type(exc).__name__}: {exc}"
         return await _record_failure(
-            claimed, sessions, worker_id, job_ids, message, max_backoff_s, started
+            claimed, sessions, worker_id, job_ids, None, message, max_backoff_s, started
         )
     if job_ids:
         async with sessions.begin() as session:
@@ -177,10 +178,20 @@ async def _record_failure(
     sessions: async_sessionmaker[AsyncSession],
     worker_id: str,
     job_ids: list[int],
+    cause: SigwatchError | None,
     error: str,
     max_backoff_s: int,
     started: float,
 ) -> PollOutcome:
+    """Record the failure with the retry its error calls for (see :mod:`.poll_backoff`)."""
+    plan = plan_retry(
+        cause,
+        interval_s=claimed.poll_interval_s,
+        failures=claimed.consecutive_failures + 1,
+        max_backoff_s=max_backoff_s,
+    )
+    if plan.note is not None:
+        error = f"{error}; {plan.note}"
     async with sessions.begin() as session:
         next_poll_at = await record_poll_failure(
             session,
@@ -188,9 +199,8 @@ async def _record_failure(
             worker_id=worker_id,
             now=utcnow(),
             error=error,
-            interval_s=claimed.poll_interval_s,
-            failures_before=claimed.consecutive_failures,
-            max_backoff_s=max_backoff_s,
+            delay_s=plan.delay_s,
+            earliest_s=plan.earliest_s,
         )
         await finish_jobs(session, job_ids, succeeded=False, counters={}, error=error)
     duration = time.perf_counter() - started
@@ -201,6 +211,7 @@ async def _record_failure(
         source_id=claimed.id,
         kind=claimed.kind,
         error=error,
+        status=getattr(cause, "status", None),
         consecutive_failures=claimed.consecutive_failures + 1,
         next_poll_at=next_poll_at.isoformat(),
     )
