@@ -22,8 +22,15 @@ process receives its alert. The tail is set by CPython's full garbage collection
 process (75-100 ms each with the app's heap); ``--gc-freeze`` shows the effect of exempting
 the objects alive at startup with ``gc.freeze()``.
 
+A client counts as connected once the server's hello has arrived (the server subscribes it to
+its hub only after signing it in). Every wait has a deadline: a client that does not open within
+``OPEN_TIMEOUT_S``, or a round whose deliveries have not all arrived within ``--round-timeout-s``,
+ends the benchmark with one line saying what was missing and why (clients that never connected,
+clients the server closed — a client dropped as too slow is closed with 1013 and its reason —
+clients still open but short of events) and exit status 1.
+
     .venv/bin/python benchmarks/bench_live.py [--clients 1000] [--events 200] [--rounds 3]
-        [--posts 500] [--rate 100] [--gc-freeze]
+        [--posts 500] [--rate 100] [--gc-freeze] [--round-timeout-s 60]
 
 The last line printed is one JSON object: {"deliveries_per_s", "bare_deliveries_per_s",
 "ratio", "latency_p50_ms", "latency_p99_ms"}.
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import multiprocessing
@@ -40,8 +48,10 @@ import resource
 import socket
 import statistics
 import string
+import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
@@ -75,10 +85,20 @@ ANNOUNCEMENTS = {
     "listing": "Binance Will List {A} ({S}) with Seed Tag Applied",
 }
 EVENT_PREFIX = '{"id"'  # how an alert event's text starts, as opposed to hello or ping
+#: How the server's first message starts: the client is subscribed once it has it.
+HELLO_PREFIX = '{"type":"hello"'
 CONNECT_BATCH = 100
+#: How long one client may take to open its connection (websockets' own default is 10 s).
+OPEN_TIMEOUT_S = 30.0
+#: How long the client process may take to close its connections.
+CLOSE_TIMEOUT_S = 30.0
 
 
 # --- the client process -----------------------------------------------------------------------
+
+
+class BenchFailure(Exception):
+    """A phase of the benchmark missed its deadline or lost clients; the message says how."""
 
 
 def run_clients(conn: Connection) -> None:
@@ -86,16 +106,58 @@ def run_clients(conn: Connection) -> None:
     asyncio.run(_Clients(conn).serve())
 
 
+def _why(exc: BaseException) -> str:
+    """A short, countable reason for a failed connection."""
+    return f"{type(exc).__name__}: {exc}"[:160]
+
+
+async def _open(url: str, timeout_s: float) -> ClientConnection:
+    """A connection the server has subscribed: open once its hello has arrived.
+
+    The handshake completes before the server has signed the client in and added it to its
+    hub; a client counted as connected at the handshake misses the events published meanwhile,
+    and a round waiting for them never ends. (That was the hang with 900-1,000 clients: signing
+    in 1,000 clients takes longer than the pause that used to stand in for this wait.)
+    """
+    async with asyncio.timeout(timeout_s):
+        ws = await connect(url, compression=None, max_queue=None, ping_interval=None)
+        try:
+            first = await ws.recv()
+        except BaseException:
+            await ws.close()
+            raise
+    if not (isinstance(first, str) and first.startswith(HELLO_PREFIX)):
+        await ws.close()
+        raise ConnectionError(f"the server answered {str(first)[:100]!r} instead of a hello")
+    return ws
+
+
+class _Reader:
+    """One connection of the client process and what it received."""
+
+    __slots__ = ("ws", "received", "ended")
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.received = 0
+        #: Why the connection ended before it was told to close (None while open).
+        self.ended: str | None = None
+
+
 class _Clients:
-    """Holds WebSocket connections, counts what they receive and reports to the parent."""
+    """Holds WebSocket connections, counts what they receive and reports to the parent.
+
+    A round is settled when every connection has received its target, or as soon as one
+    connection has ended short of it (it can never get there); the parent is told which.
+    """
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.sockets: list[ClientConnection] = []
-        self.readers: list[asyncio.Task[None]] = []
-        self.count = 0
+        self.readers: list[_Reader] = []
+        self.tasks: list[asyncio.Task[None]] = []
         self.target = 0
-        self.reached = asyncio.Event()
+        self.complete = 0
+        self.settled = asyncio.Event()
         self.arrivals: list[tuple[str, str, float]] = []
 
     async def serve(self) -> None:
@@ -103,15 +165,9 @@ class _Clients:
         while True:
             command, *args = await loop.run_in_executor(None, self.conn.recv)
             if command == "connect":
-                await self.connect(*args)
-                self.conn.send("ready")
+                self.conn.send(await self.connect(*args))
             elif command == "expect":
-                (self.target,) = args
-                self.reached.clear()
-                if self.count >= self.target:
-                    self.reached.set()
-                await self.reached.wait()
-                self.conn.send(time.monotonic())
+                self.conn.send(await self.expect(*args))
             elif command == "arrivals":
                 self.conn.send(self.arrivals)
             elif command == "close":
@@ -121,59 +177,137 @@ class _Clients:
                 await self.close()
                 return
 
-    async def connect(self, url: str, count: int, record: bool) -> None:
-        self.count, self.target, self.arrivals = 0, 1 << 62, []
-        self.reached = asyncio.Event()
+    async def connect(
+        self, url: str, count: int, record: bool, open_timeout_s: float
+    ) -> dict[str, Any]:
+        """Open ``count`` connections, ``CONNECT_BATCH`` at a time; count those that failed."""
+        self.target, self.complete, self.arrivals = 1 << 62, 0, []
+        self.settled = asyncio.Event()
+        failed: Counter[str] = Counter()
         for start in range(0, count, CONNECT_BATCH):
             opened = await asyncio.gather(
-                *(
-                    connect(url, compression=None, max_queue=None, ping_interval=None)
-                    for _ in range(min(CONNECT_BATCH, count - start))
-                )
+                *(_open(url, open_timeout_s) for _ in range(min(CONNECT_BATCH, count - start))),
+                return_exceptions=True,
             )
-            self.sockets += opened
-        for ws in self.sockets:
-            self.readers.append(asyncio.create_task(self.read(ws, record)))
+            for ws in opened:
+                if isinstance(ws, BaseException):
+                    failed[_why(ws)] += 1
+                else:
+                    self.readers.append(_Reader(ws))
+        self.tasks = [asyncio.create_task(self.read(r, record)) for r in self.readers]
+        return {"connected": len(self.readers), "failed": dict(failed)}
 
-    async def read(self, ws: ClientConnection, record: bool) -> None:
+    async def read(self, reader: _Reader, record: bool) -> None:
         try:
-            async for message in ws:
+            async for message in reader.ws:
                 if isinstance(message, str) and message.startswith(EVENT_PREFIX):
                     if record:
                         alert = json.loads(message)["alert"]
                         self.arrivals.append((alert["entity"], alert["event"], time.monotonic()))
-                    self.count += 1
-                    if self.count >= self.target:
-                        self.reached.set()
-        except Exception:
-            pass
+                    reader.received += 1
+                    if reader.received == self.target:
+                        self.complete += 1
+                        if self.complete == len(self.readers):
+                            self.settled.set()
+            reader.ended = f"closed: {reader.ws.close_code} {reader.ws.close_reason!r}"
+        except Exception as exc:
+            reader.ended = _why(exc)
+        if reader.received < self.target:
+            self.settled.set()  # this connection can never reach the target
+
+    async def expect(self, per_client: int, timeout_s: float) -> dict[str, Any]:
+        """Wait until every connection has received ``per_client`` events, at most
+        ``timeout_s``; report when, or what is missing and why."""
+        self.target = per_client
+        self.complete = sum(r.received >= per_client for r in self.readers)
+        self.settled.clear()
+        if self.complete == len(self.readers) or any(r.ended for r in self.readers):
+            self.settled.set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self.settled.wait()
+        at = time.monotonic()
+        short = [r for r in self.readers if r.received < per_client]
+        return {
+            "at": at if not short else None,
+            "clients": len(self.readers),
+            "short": len(short),
+            "missing": sum(per_client - r.received for r in short),
+            "ended": dict(Counter(r.ended for r in short if r.ended is not None)),
+            "short_open": sum(r.ended is None for r in short),
+        }
 
     async def close(self) -> None:
-        for task in self.readers:
+        for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*self.readers, return_exceptions=True)
-        await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
-        self.sockets, self.readers = [], []
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*(r.ws.close() for r in self.readers), return_exceptions=True)
+        self.readers, self.tasks = [], []
 
 
 class Clients:
-    """The parent's handle on the client process."""
+    """The parent's handle on the client process; every answer it waits for has a deadline."""
 
     def __init__(self) -> None:
         context = multiprocessing.get_context("spawn")
         self.conn, child_conn = context.Pipe()
         self.process = context.Process(target=run_clients, args=(child_conn,), daemon=True)
         self.process.start()
+        child_conn.close()  # so the parent reads EOF, not silence, if the child dies
 
-    async def ask(self, *command: Any) -> Any:
+    async def ask(self, *command: Any, timeout_s: float) -> Any:
         """Send ``command`` and wait for the answer, without blocking the server's loop."""
         self.conn.send(command)
-        return await asyncio.get_running_loop().run_in_executor(None, self.conn.recv)
+        answered = await asyncio.get_running_loop().run_in_executor(None, self.conn.poll, timeout_s)
+        if not answered:
+            raise BenchFailure(
+                f"the client process did not answer {command[0]!r} within {timeout_s:g} s"
+            )
+        try:
+            return self.conn.recv()
+        except EOFError:
+            raise BenchFailure(
+                f"the client process exited (code {self.process.exitcode}) during {command[0]!r}"
+            ) from None
+
+    async def connect(self, url: str, count: int, record: bool) -> None:
+        """Open ``count`` connections to ``url``; BenchFailure naming why if any did not open."""
+        # Connections open CONNECT_BATCH at a time, each within OPEN_TIMEOUT_S.
+        batches = -(-count // CONNECT_BATCH)
+        answer = await self.ask(
+            "connect", url, count, record, OPEN_TIMEOUT_S, timeout_s=batches * OPEN_TIMEOUT_S + 10
+        )
+        if answer["failed"]:
+            reasons = "; ".join(f"{n} × {why}" for why, n in answer["failed"].items())
+            raise BenchFailure(
+                f"{count - answer['connected']} of {count} clients never connected ({reasons})"
+            )
+
+    async def expect(self, per_client: int, timeout_s: float, what: str) -> float:
+        """When every client had received ``per_client`` events; BenchFailure saying what
+        was missing and why when they did not within ``timeout_s``."""
+        report = await self.ask("expect", per_client, timeout_s, timeout_s=timeout_s + 10)
+        if report["at"] is not None:
+            return float(report["at"])
+        reasons = [f"{n} clients ended early ({why})" for why, n in report["ended"].items()]
+        if report["short_open"]:
+            reasons.append(
+                f"{report['short_open']} clients still connected but short of their events "
+                f"after {timeout_s:g} s"
+            )
+        raise BenchFailure(
+            f"{what}: {report['short']} of {report['clients']} clients did not receive all "
+            f"{per_client} events ({report['missing']:,} deliveries missing): " + "; ".join(reasons)
+        )
 
     def stop(self) -> None:
-        """End the client process."""
-        self.conn.send(("exit",))
+        """End the client process, by force if it does not exit."""
+        with contextlib.suppress(OSError):
+            self.conn.send(("exit",))
         self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
 
 
 # --- the server side --------------------------------------------------------------------------
@@ -252,9 +386,11 @@ async def measure_latency(
     projects: list[tuple[str, str]],
     posts: int,
     rate: float,
+    timeout_s: float,
 ) -> list[float]:
-    """Store ``posts`` announcements at ``rate``/s and time each until its alert arrives."""
-    await clients.ask("connect", url, 1, True)
+    """Store ``posts`` announcements at ``rate``/s and time each until its alert arrives
+    (every alert within ``timeout_s`` of the last post stored)."""
+    await clients.connect(url, 1, True)
     detectors = DetectorCache()
     threshold = alert_threshold(runtime.settings)
     stories = [(p, e) for p in projects for e in ANNOUNCEMENTS][:posts]
@@ -292,9 +428,9 @@ async def measure_latency(
         if delay > 0:
             await asyncio.sleep(delay)
         await store_one(n, name, symbol, event)
-    await clients.ask("expect", len(stories))
-    arrivals = await clients.ask("arrivals")
-    await clients.ask("close")
+    await clients.expect(len(stories), timeout_s, f"latency, {len(stories)} posts")
+    arrivals = await clients.ask("arrivals", timeout_s=10)
+    await clients.ask("close", timeout_s=CLOSE_TIMEOUT_S)
     return [(at - due[(entity, event)]) * 1000 for entity, event, at in arrivals]
 
 
@@ -305,23 +441,25 @@ async def fan_out_rate(
     events: int,
     rounds: int,
     publish: Callable[[int], Awaitable[None] | None],
+    timeout_s: float,
+    what: str,
 ) -> float:
-    """Median deliveries/s over ``rounds`` rounds of ``events`` events to ``count`` clients."""
-    await clients.ask("connect", url, count, False)
-    await asyncio.sleep(0.5)  # every hello and handshake settled
+    """Median deliveries/s over ``rounds`` rounds of ``events`` events to ``count`` clients;
+    a round whose deliveries do not all arrive within ``timeout_s`` fails the benchmark."""
+    await clients.connect(url, count, False)
     rates = []
-    expected = 0
-    for _ in range(rounds):
-        expected += count * events
+    for round_number in range(1, rounds + 1):
         started = time.monotonic()
         for n in range(events):
             result = publish(n)
             if result is not None:
                 await result
-        finished = await clients.ask("expect", expected)
+        finished = await clients.expect(
+            events * round_number, timeout_s, f"{what}, round {round_number} of {rounds}"
+        )
         rates.append(count * events / (finished - started))
         await asyncio.sleep(0.2)
-    await clients.ask("close")
+    await clients.ask("close", timeout_s=CLOSE_TIMEOUT_S)
     return statistics.median(rates)
 
 
@@ -346,7 +484,14 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
             url = f"ws://127.0.0.1:{port}/api/v1/ws?token={token}"
             try:
                 latencies = await measure_latency(
-                    runtime, clients, url, source_id, projects, args.posts, args.rate
+                    runtime,
+                    clients,
+                    url,
+                    source_id,
+                    projects,
+                    args.posts,
+                    args.rate,
+                    args.round_timeout_s,
                 )
                 (sample,) = await load_alert_events(runtime.sessions, [1])
                 deliveries = await fan_out_rate(
@@ -356,12 +501,14 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
                     args.events,
                     args.rounds,
                     lambda n: runtime.bus.publish({**sample, "id": 1_000_000 + n}),
+                    args.round_timeout_s,
+                    "sigwatch fan-out",
                 )
                 bare = await bare_rate(clients, args, sample)
             finally:
                 server.should_exit = True
                 await task
-    clients.stop()
+                clients.stop()
     latencies.sort()
     return {
         "deliveries_per_s": round(deliveries),
@@ -378,6 +525,8 @@ async def bare_rate(clients: Clients, args: argparse.Namespace, sample: dict[str
 
     async def handler(ws: ServerConnection) -> None:
         connected.add(ws)
+        # A hello once subscribed, as the app sends, so clients wait for it the same way.
+        await ws.send('{"type":"hello"}')
         try:
             await ws.wait_closed()
         finally:
@@ -397,6 +546,8 @@ async def bare_rate(clients: Clients, args: argparse.Namespace, sample: dict[str
             args.events,
             args.rounds,
             lambda n: broadcast(connected, texts[n]),
+            args.round_timeout_s,
+            "bare broadcast",
         )
 
 
@@ -410,9 +561,19 @@ if __name__ == "__main__":
     parser.add_argument(
         "--gc-freeze", action="store_true", help="gc.freeze() the server process once started"
     )
+    parser.add_argument(
+        "--round-timeout-s",
+        type=float,
+        default=60.0,
+        help="deadline of each round for all its deliveries to arrive",
+    )
     arguments = parser.parse_args()
     started = time.monotonic()
-    result = asyncio.run(main(arguments))
+    try:
+        result = asyncio.run(main(arguments))
+    except BenchFailure as failure:
+        print(f"bench_live failed: {failure}")
+        sys.exit(1)
     print(
         f"fan-out to {arguments.clients} WebSocket clients: "
         f"{result['deliveries_per_s']:,} deliveries/s (bare websockets broadcast: "
