@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sigwatch.alerts.lifecycle import AlertChange, DetectionRecord, record_detection
 from sigwatch.alerts.stories import simhash_hex
 from sigwatch.config import Settings
-from sigwatch.db.alerts import AlertChange, DetectionRecord, lock_stories, record_detection
+from sigwatch.db.alerts import lock_stories
 from sigwatch.db.models import Post
 from sigwatch.detect import DEFAULT_MIN_CONFIDENCE, Detection, DetectionIndex, PostInput, detect
 from sigwatch.detect.detector import analysed_text

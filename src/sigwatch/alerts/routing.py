@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sigwatch.alerts.lifecycle import AlertChange
 from sigwatch.alerts.stories import URGENCY_ORDER
-from sigwatch.db.alerts import AlertChange, AlertShown, shown, visible_source_ids
+from sigwatch.db.alerts import AlertShown, shown, visible_source_ids
 from sigwatch.db.models import Channel, Entity, Silence, Subscription, User
 from sigwatch.db.outbox import enqueue_delivery
 

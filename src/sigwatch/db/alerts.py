@@ -1,24 +1,20 @@
-"""Alerts and their evidence: recording detections into stories, listing, status changes."""
+"""Alerts, their evidence, views and history: the rows, the queries, the story locks.
+
+Which story a detection joins and which status moves are allowed is policy, in
+:mod:`sigwatch.alerts.lifecycle`; this module stores what it decides and reads alerts back as
+each viewer may see them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, null, or_, select, text, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sigwatch.alerts.stories import (
-    NEAR_DUPLICATE_WINDOW,
-    STORY_WINDOW,
-    EvidenceFacts,
-    StorySummary,
-    corroborated_confidence,
-    is_near_duplicate,
-    summarise_story,
-)
 from sigwatch.db.models import (
     Alert,
     AlertEvidence,
@@ -31,34 +27,7 @@ from sigwatch.db.models import (
 from sigwatch.db.pagination import MAX_BIGINT_ID, Page, decode_cursor, encode_cursor
 from sigwatch.db.types import utcnow
 from sigwatch.db.visibility import source_visible_to
-from sigwatch.errors import Conflict, InvalidInput, NotFound
-
-STATUSES = ("new", "acknowledged", "resolved", "dismissed")
-#: Allowed status changes; resolved and dismissed alerts may be reopened as acknowledged.
-TRANSITIONS = {
-    "new": {"acknowledged", "resolved", "dismissed"},
-    "acknowledged": {"resolved", "dismissed", "new"},
-    "resolved": {"acknowledged"},
-    "dismissed": {"acknowledged"},
-}
-
-
-@dataclass(frozen=True, slots=True)
-class DetectionRecord:
-    """One detection to record, with the post it came from (already stored)."""
-
-    post: Post
-    entity: str
-    entity_id: int | None
-    event: str
-    confidence: float
-    urgency: str
-    event_time: datetime | None
-    title: str
-    features: dict[str, Any]
-    spans: list[dict[str, Any]]
-    trade: dict[str, Any] | None
-    simhash: str
+from sigwatch.errors import InvalidInput, NotFound
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,31 +79,6 @@ def shown(alert: Alert, view: AlertView | None) -> AlertShown:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class ViewChange:
-    """What a new post did to its source owner's view: created it (new to them) or updated it."""
-
-    owner_id: int
-    view: AlertView
-    kind: str  # created, corroborated
-    previous_confidence: float | None
-    previous_urgency: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class AlertChange:
-    """What recording a detection did to an alert: created it, corroborated it, or nothing new."""
-
-    alert: Alert
-    kind: str  # created, corroborated, repeated
-    previous_confidence: float | None
-    previous_urgency: str | None
-    #: The alert_history row of this change (the live event id); None when nothing changed.
-    history_id: int | None = None
-    #: The change to the view of the post's source owner; None when repeated or nobody owns it.
-    view_change: ViewChange | None = None
-
-
 async def lock_stories(session: AsyncSession, keys: Iterable[tuple[str, str]]) -> None:
     """Hold, until the transaction ends, a lock on each (entity, event) story about to be written.
 
@@ -168,101 +112,59 @@ async def lock_alert_events(session: AsyncSession) -> None:
         )
 
 
-async def record_detection(session: AsyncSession, record: DetectionRecord) -> AlertChange:
-    """Fold a detection into its story: a new alert, or evidence appended to an existing one.
+async def source_owner_id(session: AsyncSession, source_id: int) -> int | None:
+    """The owner of a source (None: a shared source, or no such source)."""
+    return await session.scalar(select(Source.owner_id).where(Source.id == source_id))
 
-    The story's alert row and the view of the post's source owner are both brought up to date;
-    the other users' views are untouched, since the post is not theirs to see.
-    """
-    post = record.post
-    seen_at = post.published_at or post.collected_at
-    owner_id = await session.scalar(select(Source.owner_id).where(Source.id == post.source_id))
-    alert = await _find_story(session, record, seen_at)
-    if alert is None:
-        alert = Alert(
-            entity=record.entity,
-            entity_id=record.entity_id,
-            event=record.event,
-            status="new",
-            confidence=corroborated_confidence({post.source_id: record.confidence}),
-            urgency=record.urgency,
-            event_time=record.event_time,
-            title=record.title,
-            trade=record.trade,
-            first_seen_at=seen_at,
-            last_evidence_at=seen_at,
-            first_source_id=post.source_id,
-            source_count=1,
-            evidence_count=1,
-        )
-        session.add(alert)
-        await session.flush()
-        session.add(_evidence(alert.id, record, seen_at))
-        await session.flush()
-        view_change = await _update_view(session, alert, owner_id, record)
-        history = AlertHistory(
-            alert_id=alert.id,
-            action="created",
-            to_status="new",
-            owner_id=owner_id,
-            detail=_change_detail(post, None, alert.confidence, view_change),
-        )
-        session.add(history)
-        await session.flush()
-        return AlertChange(alert, "created", None, None, history.id, view_change)
 
-    duplicate = await session.scalar(
+async def recent_alerts(
+    session: AsyncSession,
+    entity: str,
+    event: str,
+    *,
+    around: datetime,
+    within: timedelta,
+    limit: int = 20,
+) -> list[Alert]:
+    """Alerts of ``entity`` and ``event`` whose evidence spans come within ``within`` of
+    ``around``, latest evidence first: the stories a detection at ``around`` may join."""
+    statement = (
+        select(Alert)
+        .where(
+            Alert.entity == entity,
+            Alert.event == event,
+            Alert.last_evidence_at >= around - within,
+            Alert.first_seen_at <= around + within,
+        )
+        .order_by(Alert.last_evidence_at.desc())
+        .limit(limit)
+    )
+    return list((await session.scalars(statement)).all())
+
+
+async def evidence_fingerprints(session: AsyncSession, alert_id: int) -> list[str]:
+    """The SimHash of each piece of the alert's evidence."""
+    rows = await session.scalars(
+        select(AlertEvidence.simhash).where(AlertEvidence.alert_id == alert_id)
+    )
+    return list(rows.all())
+
+
+async def has_evidence_from_post(session: AsyncSession, alert_id: int, post_id: int) -> bool:
+    """True when the post is already evidence of the alert."""
+    found = await session.scalar(
         select(AlertEvidence.id).where(
-            AlertEvidence.alert_id == alert.id, AlertEvidence.post_id == post.id
+            AlertEvidence.alert_id == alert_id, AlertEvidence.post_id == post_id
         )
     )
-    if duplicate is not None:
-        return AlertChange(alert, "repeated", alert.confidence, alert.urgency)
-    previous_confidence, previous_urgency = alert.confidence, alert.urgency
-    session.add(_evidence(alert.id, record, seen_at))
-    await session.flush()
-    _apply(alert, summarise_story(await _evidence_facts(session, alert.id, None)))
-    alert.trade = alert.trade or record.trade
-    alert.updated_at = utcnow()
-    view_change = await _update_view(session, alert, owner_id, record)
-    history = AlertHistory(
-        alert_id=alert.id,
-        action="corroborated",
-        owner_id=owner_id,
-        detail=_change_detail(post, previous_confidence, alert.confidence, view_change),
-    )
-    session.add(history)
-    await session.flush()
-    return AlertChange(
-        alert, "corroborated", previous_confidence, previous_urgency, history.id, view_change
-    )
+    return found is not None
 
 
-def _change_detail(
-    post: Post, before: float | None, after: float, view_change: ViewChange | None
-) -> dict[str, Any]:
-    """What a change's history row keeps: the post, and the confidence before and after.
-
-    ``view_confidence`` is the same for the owner's view, which is all its owner is shown;
-    ``new_to_owner`` says the story first reached the owner with this post.
-    """
-    detail: dict[str, Any] = {"post_id": post.id, "source_id": post.source_id}
-    if before is not None:
-        detail["confidence"] = [before, after]
-    if view_change is not None:
-        detail["new_to_owner"] = view_change.kind == "created"
-        if view_change.previous_confidence is not None:
-            detail["view_confidence"] = [
-                view_change.previous_confidence,
-                view_change.view.confidence,
-            ]
-    return detail
-
-
-async def _evidence_facts(
+async def evidence_facts(
     session: AsyncSession, alert_id: int, viewer_id: int | None
-) -> list[EvidenceFacts]:
-    """The alert's evidence that ``viewer_id`` may see (None: all), earliest first."""
+) -> list[tuple[int, datetime, float, str, datetime | None]]:
+    """(source id, published at, confidence, urgency, event time) of each piece of the alert's
+    evidence that ``viewer_id`` may see (None: all), earliest first."""
     rows = await session.execute(
         select(
             AlertEvidence.source_id,
@@ -275,85 +177,65 @@ async def _evidence_facts(
         .where(AlertEvidence.alert_id == alert_id, source_visible_to(viewer_id))
         .order_by(AlertEvidence.published_at, AlertEvidence.id)
     )
-    return [EvidenceFacts(*row) for row in rows.all()]
+    return [(row[0], row[1], row[2], row[3], row[4]) for row in rows.all()]
 
 
-def _apply(target: Alert | AlertView, summary: StorySummary) -> None:
-    target.confidence = summary.confidence
-    target.urgency = summary.urgency
-    target.event_time = summary.event_time
-    target.first_source_id = summary.first_source_id
-    target.first_seen_at = summary.first_seen_at
-    target.last_evidence_at = summary.last_evidence_at
-    target.lead_time_s = summary.lead_time_s
-    target.source_count = summary.source_count
-    target.evidence_count = summary.evidence_count
+async def add_alert(session: AsyncSession, alert: Alert) -> Alert:
+    """Store a new alert; it has its id on return."""
+    session.add(alert)
+    await session.flush()
+    return alert
 
 
-async def _update_view(
-    session: AsyncSession, alert: Alert, owner_id: int | None, record: DetectionRecord
-) -> ViewChange | None:
-    """Recompute the owner's view of ``alert`` from the evidence they may see."""
-    if owner_id is None:
-        return None
-    summary = summarise_story(await _evidence_facts(session, alert.id, owner_id))
-    view = await session.get(AlertView, (alert.id, owner_id))
-    if view is None:
-        view = AlertView(alert_id=alert.id, owner_id=owner_id, title=record.title)
-        view.trade = record.trade
-        _apply(view, summary)
-        session.add(view)
-        await session.flush()
-        return ViewChange(owner_id, view, "created", None, None)
-    previous_confidence, previous_urgency = view.confidence, view.urgency
-    _apply(view, summary)
-    view.trade = view.trade or record.trade
-    view.updated_at = utcnow()
-    return ViewChange(owner_id, view, "corroborated", previous_confidence, previous_urgency)
+async def add_evidence(session: AsyncSession, evidence: AlertEvidence) -> None:
+    """Store a piece of evidence, so the story's summaries read it."""
+    session.add(evidence)
+    await session.flush()
 
 
-def _evidence(alert_id: int, record: DetectionRecord, seen_at: datetime) -> AlertEvidence:
-    return AlertEvidence(
-        alert_id=alert_id,
-        post_id=record.post.id,
-        source_id=record.post.source_id,
-        published_at=seen_at,
-        confidence=record.confidence,
-        urgency=record.urgency,
-        event_time=record.event_time,
-        features=record.features,
-        spans=record.spans,
-        simhash=record.simhash,
+async def get_view(session: AsyncSession, alert_id: int, owner_id: int) -> AlertView | None:
+    """``owner_id``'s view of the alert, if the story has reached them."""
+    return await session.get(AlertView, (alert_id, owner_id))
+
+
+async def add_view(session: AsyncSession, view: AlertView) -> None:
+    """Store a user's new view of an alert."""
+    session.add(view)
+    await session.flush()
+
+
+async def add_history(session: AsyncSession, change: AlertHistory) -> AlertHistory:
+    """Store a change of an alert, writing the changes made to the alert and its views with it.
+
+    The row has its id on return: the live event id of the change.
+    """
+    session.add(change)
+    await session.flush()
+    return change
+
+
+async def record_status_change(
+    session: AsyncSession,
+    alert: Alert,
+    status: str,
+    *,
+    actor_id: int | None,
+    actor: str,
+    note: str | None,
+) -> AlertHistory:
+    """Set the alert's status and keep the move, by whom and why, in its history."""
+    change = AlertHistory(
+        alert_id=alert.id,
+        actor_id=actor_id,
+        actor=actor,
+        action="status",
+        from_status=alert.status,
+        to_status=status,
+        detail={"note": note} if note else {},
     )
-
-
-async def _find_story(
-    session: AsyncSession, record: DetectionRecord, seen_at: datetime
-) -> Alert | None:
-    """The story this detection belongs to, if any: same entity and event, close in time."""
-    recent = (
-        await session.scalars(
-            select(Alert)
-            .where(
-                Alert.entity == record.entity,
-                Alert.event == record.event,
-                Alert.last_evidence_at >= seen_at - NEAR_DUPLICATE_WINDOW,
-                Alert.first_seen_at <= seen_at + NEAR_DUPLICATE_WINDOW,
-            )
-            .order_by(Alert.last_evidence_at.desc())
-            .limit(20)
-        )
-    ).all()
-    for alert in recent:
-        if alert.first_seen_at - STORY_WINDOW <= seen_at <= alert.last_evidence_at + STORY_WINDOW:
-            return alert
-    for alert in recent:
-        fingerprints = await session.scalars(
-            select(AlertEvidence.simhash).where(AlertEvidence.alert_id == alert.id)
-        )
-        if is_near_duplicate(record.simhash, fingerprints):
-            return alert
-    return None
+    alert.status = status
+    alert.updated_at = utcnow()
+    return await add_history(session, change)
 
 
 def _told(viewer_id: int | None) -> type[Alert] | type[AlertView]:
@@ -441,9 +323,10 @@ async def list_alerts(
     return Page(items=[shown(row[0], row[1]) for row in rows[:limit]], next_cursor=next_cursor)
 
 
-async def _alert_row(
+async def alert_row(
     session: AsyncSession, alert_id: int, viewer_id: int | None
 ) -> tuple[Alert, AlertView | None]:
+    """The alert and ``viewer_id``'s view of it (None: admins); NotFound if not theirs to see."""
     if not 0 < alert_id <= MAX_BIGINT_ID:
         raise NotFound(f"alert {alert_id} does not exist")
     row = (await session.execute(_seen_by(viewer_id).where(Alert.id == alert_id))).first()
@@ -454,7 +337,7 @@ async def _alert_row(
 
 async def get_alert(session: AsyncSession, alert_id: int, *, viewer_id: int | None) -> AlertShown:
     """One alert as the viewer sees it, if they may see it at all."""
-    return shown(*await _alert_row(session, alert_id, viewer_id))
+    return shown(*await alert_row(session, alert_id, viewer_id))
 
 
 async def alert_evidence(
@@ -582,51 +465,3 @@ async def alert_history(
         .order_by(AlertHistory.id)
     )
     return [history_as_seen(change, viewer_id) for change in rows.all()]
-
-
-async def change_status(
-    session: AsyncSession,
-    alert_ids: Sequence[int],
-    status: str,
-    *,
-    viewer_id: int | None,
-    actor_id: int | None,
-    actor: str,
-    note: str | None = None,
-) -> list[tuple[AlertShown, int | None]]:
-    """Move alerts to ``status`` (all or none), keeping each change in their history.
-
-    Returns each alert as the viewer sees it, with the id of its new history row (None when it
-    already had ``status``).
-    """
-    if status not in STATUSES:
-        raise InvalidInput("status", f"must be one of {', '.join(STATUSES)}")
-    await lock_alert_events(session)
-    rows = [await _alert_row(session, alert_id, viewer_id) for alert_id in alert_ids]
-    changed: list[tuple[Alert, AlertView | None, AlertHistory | None]] = []
-    for alert, view in rows:
-        if alert.status == status:
-            changed.append((alert, view, None))
-            continue
-        if status not in TRANSITIONS[alert.status]:
-            raise Conflict(
-                f"alert {alert.id} is {alert.status}; it can become "
-                f"{' or '.join(sorted(TRANSITIONS[alert.status]))}, not {status}"
-            )
-        history = AlertHistory(
-            alert_id=alert.id,
-            actor_id=actor_id,
-            actor=actor,
-            action="status",
-            from_status=alert.status,
-            to_status=status,
-            detail={"note": note} if note else {},
-        )
-        session.add(history)
-        changed.append((alert, view, history))
-        alert.status = status
-        alert.updated_at = utcnow()
-    await session.flush()
-    return [
-        (shown(alert, view), history.id if history else None) for alert, view, history in changed
-    ]

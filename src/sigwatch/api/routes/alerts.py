@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 
+from sigwatch.alerts import lifecycle
 from sigwatch.api.alert_schemas import (
     AlertDetail,
     AlertOut,
@@ -162,7 +163,7 @@ async def change_status(
     body: StatusChange, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
 ) -> list[AlertOut]:
     """Acknowledge, resolve, dismiss or reopen alerts; all change or none (409 on a bad move)."""
-    changed = await alerts.change_status(
+    changed = await lifecycle.change_status(
         session,
         body.ids,
         body.status,

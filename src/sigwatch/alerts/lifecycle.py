@@ -1,0 +1,284 @@
+"""The alert lifecycle: a detection folded into its story, and the status moves a user makes.
+
+Policy lives here and rows in :mod:`sigwatch.db.alerts`: which story a detection joins, what
+the story and each owner's view of it then say, which status changes are allowed. Every
+change is kept in the alert's history, whose row id is the live event id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sigwatch.alerts.stories import (
+    NEAR_DUPLICATE_WINDOW,
+    STORY_WINDOW,
+    EvidenceFacts,
+    StorySummary,
+    corroborated_confidence,
+    is_near_duplicate,
+    summarise_story,
+)
+from sigwatch.db import alerts as rows
+from sigwatch.db.alerts import AlertShown, shown
+from sigwatch.db.models import Alert, AlertEvidence, AlertHistory, AlertView, Post
+from sigwatch.db.types import utcnow
+from sigwatch.errors import Conflict, InvalidInput
+
+STATUSES = ("new", "acknowledged", "resolved", "dismissed")
+#: Allowed status changes; resolved and dismissed alerts may be reopened as acknowledged.
+TRANSITIONS = {
+    "new": {"acknowledged", "resolved", "dismissed"},
+    "acknowledged": {"resolved", "dismissed", "new"},
+    "resolved": {"acknowledged"},
+    "dismissed": {"acknowledged"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionRecord:
+    """One detection to record, with the post it came from (already stored)."""
+
+    post: Post
+    entity: str
+    entity_id: int | None
+    event: str
+    confidence: float
+    urgency: str
+    event_time: datetime | None
+    title: str
+    features: dict[str, Any]
+    spans: list[dict[str, Any]]
+    trade: dict[str, Any] | None
+    simhash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ViewChange:
+    """What a new post did to its source owner's view: created it (new to them) or updated it."""
+
+    owner_id: int
+    view: AlertView
+    kind: str  # created, corroborated
+    previous_confidence: float | None
+    previous_urgency: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChange:
+    """What recording a detection did to an alert: created it, corroborated it, or nothing new."""
+
+    alert: Alert
+    kind: str  # created, corroborated, repeated
+    previous_confidence: float | None
+    previous_urgency: str | None
+    #: The alert_history row of this change (the live event id); None when nothing changed.
+    history_id: int | None = None
+    #: The change to the view of the post's source owner; None when repeated or nobody owns it.
+    view_change: ViewChange | None = None
+
+
+async def record_detection(session: AsyncSession, record: DetectionRecord) -> AlertChange:
+    """Fold a detection into its story: a new alert, or evidence appended to an existing one.
+
+    The story's alert row and the view of the post's source owner are both brought up to date;
+    the other users' views are untouched, since the post is not theirs to see. The caller holds
+    the story's lock (:func:`sigwatch.db.alerts.lock_stories`).
+    """
+    post = record.post
+    seen_at = post.published_at or post.collected_at
+    owner_id = await rows.source_owner_id(session, post.source_id)
+    alert = await _find_story(session, record, seen_at)
+    if alert is None:
+        alert = await rows.add_alert(
+            session,
+            Alert(
+                entity=record.entity,
+                entity_id=record.entity_id,
+                event=record.event,
+                status="new",
+                confidence=corroborated_confidence({post.source_id: record.confidence}),
+                urgency=record.urgency,
+                event_time=record.event_time,
+                title=record.title,
+                trade=record.trade,
+                first_seen_at=seen_at,
+                last_evidence_at=seen_at,
+                first_source_id=post.source_id,
+                source_count=1,
+                evidence_count=1,
+            ),
+        )
+        await rows.add_evidence(session, _evidence(alert.id, record, seen_at))
+        view_change = await _update_view(session, alert, owner_id, record)
+        history = await rows.add_history(
+            session,
+            AlertHistory(
+                alert_id=alert.id,
+                action="created",
+                to_status="new",
+                owner_id=owner_id,
+                detail=_change_detail(post, None, alert.confidence, view_change),
+            ),
+        )
+        return AlertChange(alert, "created", None, None, history.id, view_change)
+
+    if await rows.has_evidence_from_post(session, alert.id, post.id):
+        return AlertChange(alert, "repeated", alert.confidence, alert.urgency)
+    previous_confidence, previous_urgency = alert.confidence, alert.urgency
+    await rows.add_evidence(session, _evidence(alert.id, record, seen_at))
+    _apply(alert, summarise_story(await _evidence_facts(session, alert.id, None)))
+    alert.trade = alert.trade or record.trade
+    alert.updated_at = utcnow()
+    view_change = await _update_view(session, alert, owner_id, record)
+    history = await rows.add_history(
+        session,
+        AlertHistory(
+            alert_id=alert.id,
+            action="corroborated",
+            owner_id=owner_id,
+            detail=_change_detail(post, previous_confidence, alert.confidence, view_change),
+        ),
+    )
+    return AlertChange(
+        alert, "corroborated", previous_confidence, previous_urgency, history.id, view_change
+    )
+
+
+async def change_status(
+    session: AsyncSession,
+    alert_ids: Sequence[int],
+    status: str,
+    *,
+    viewer_id: int | None,
+    actor_id: int | None,
+    actor: str,
+    note: str | None = None,
+) -> list[tuple[AlertShown, int | None]]:
+    """Move alerts to ``status`` (all or none), keeping each change in their history.
+
+    Returns each alert as the viewer sees it, with the id of its new history row (None when it
+    already had ``status``). A move :data:`TRANSITIONS` does not allow is a Conflict naming the
+    moves that are, and nothing changes.
+    """
+    if status not in STATUSES:
+        raise InvalidInput("status", f"must be one of {', '.join(STATUSES)}")
+    await rows.lock_alert_events(session)
+    found = [await rows.alert_row(session, alert_id, viewer_id) for alert_id in alert_ids]
+    for alert, _view in found:
+        if alert.status != status and status not in TRANSITIONS[alert.status]:
+            raise Conflict(
+                f"alert {alert.id} is {alert.status}; it can become "
+                f"{' or '.join(sorted(TRANSITIONS[alert.status]))}, not {status}"
+            )
+    changed: list[tuple[AlertShown, int | None]] = []
+    for alert, view in found:
+        if alert.status == status:
+            changed.append((shown(alert, view), None))
+            continue
+        history = await rows.record_status_change(
+            session, alert, status, actor_id=actor_id, actor=actor, note=note
+        )
+        changed.append((shown(alert, view), history.id))
+    return changed
+
+
+def _change_detail(
+    post: Post, before: float | None, after: float, view_change: ViewChange | None
+) -> dict[str, Any]:
+    """What a change's history row keeps: the post, and the confidence before and after.
+
+    ``view_confidence`` is the same for the owner's view, which is all its owner is shown;
+    ``new_to_owner`` says the story first reached the owner with this post.
+    """
+    detail: dict[str, Any] = {"post_id": post.id, "source_id": post.source_id}
+    if before is not None:
+        detail["confidence"] = [before, after]
+    if view_change is not None:
+        detail["new_to_owner"] = view_change.kind == "created"
+        if view_change.previous_confidence is not None:
+            detail["view_confidence"] = [
+                view_change.previous_confidence,
+                view_change.view.confidence,
+            ]
+    return detail
+
+
+async def _evidence_facts(
+    session: AsyncSession, alert_id: int, viewer_id: int | None
+) -> list[EvidenceFacts]:
+    """The alert's evidence that ``viewer_id`` may see (None: all), earliest first."""
+    return [EvidenceFacts(*row) for row in await rows.evidence_facts(session, alert_id, viewer_id)]
+
+
+def _apply(target: Alert | AlertView, summary: StorySummary) -> None:
+    """Write a story summary onto the alert row or a user's view of it."""
+    target.confidence = summary.confidence
+    target.urgency = summary.urgency
+    target.event_time = summary.event_time
+    target.first_source_id = summary.first_source_id
+    target.first_seen_at = summary.first_seen_at
+    target.last_evidence_at = summary.last_evidence_at
+    target.lead_time_s = summary.lead_time_s
+    target.source_count = summary.source_count
+    target.evidence_count = summary.evidence_count
+
+
+async def _update_view(
+    session: AsyncSession, alert: Alert, owner_id: int | None, record: DetectionRecord
+) -> ViewChange | None:
+    """Recompute the owner's view of ``alert`` from the evidence they may see."""
+    if owner_id is None:
+        return None
+    summary = summarise_story(await _evidence_facts(session, alert.id, owner_id))
+    view = await rows.get_view(session, alert.id, owner_id)
+    if view is None:
+        view = AlertView(alert_id=alert.id, owner_id=owner_id, title=record.title)
+        view.trade = record.trade
+        _apply(view, summary)
+        await rows.add_view(session, view)
+        return ViewChange(owner_id, view, "created", None, None)
+    previous_confidence, previous_urgency = view.confidence, view.urgency
+    _apply(view, summary)
+    view.trade = view.trade or record.trade
+    view.updated_at = utcnow()
+    return ViewChange(owner_id, view, "corroborated", previous_confidence, previous_urgency)
+
+
+def _evidence(alert_id: int, record: DetectionRecord, seen_at: datetime) -> AlertEvidence:
+    return AlertEvidence(
+        alert_id=alert_id,
+        post_id=record.post.id,
+        source_id=record.post.source_id,
+        published_at=seen_at,
+        confidence=record.confidence,
+        urgency=record.urgency,
+        event_time=record.event_time,
+        features=record.features,
+        spans=record.spans,
+        simhash=record.simhash,
+    )
+
+
+async def _find_story(
+    session: AsyncSession, record: DetectionRecord, seen_at: datetime
+) -> Alert | None:
+    """The story this detection belongs to, if any: same entity and event, close in time.
+
+    Close means within STORY_WINDOW of the story's evidence, or a near-duplicate text of it
+    within NEAR_DUPLICATE_WINDOW.
+    """
+    recent = await rows.recent_alerts(
+        session, record.entity, record.event, around=seen_at, within=NEAR_DUPLICATE_WINDOW
+    )
+    for alert in recent:
+        if alert.first_seen_at - STORY_WINDOW <= seen_at <= alert.last_evidence_at + STORY_WINDOW:
+            return alert
+    for alert in recent:
+        if is_near_duplicate(record.simhash, await rows.evidence_fingerprints(session, alert.id)):
+            return alert
+    return None
