@@ -33,6 +33,7 @@ fix it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 # Statuses a later retry of the same request may succeed on: timeout, too early, rate limit,
@@ -147,42 +148,64 @@ class InvalidInput(SigwatchError):
         self.message = message
 
 
+@dataclass(frozen=True, slots=True)
+class OptionProblem:
+    """One bad option: where it is inside the options, what is wrong, and pydantic's type name.
+
+    ``location`` is a tuple of keys (``("url",)``, ``("headers", "Authorization")``); the
+    message never quotes the submitted value, which may be a secret.
+    """
+
+    location: tuple[str | int, ...]
+    message: str
+    type: str = "value_error"
+
+
 class InvalidOptions(InvalidInput):
     """A source's or channel's options do not fit its kind; each problem names its option.
 
-    ``problems`` holds one ``(location, message)`` pair per bad option, the location a tuple of
-    keys inside the options (``("url",)``, ``("headers", "Authorization")``); ``field`` is the
-    first one dotted under ``config``. Messages never quote a submitted value, which may be a
-    secret. Build one from a pydantic ``ValidationError`` with :meth:`from_validation_errors`.
+    ``field`` is the first problem's location dotted under ``config`` (``config.url``), so a
+    handler that shows one field still points at the right one; ``problems`` lists them all.
     """
 
     def __init__(
-        self,
-        kind: str,
-        problems: Sequence[tuple[Sequence[str | int], str]],
-        *,
-        what: str = "source",
+        self, kind: str, problems: Sequence[OptionProblem], *, what: str = "source"
     ) -> None:
         if not problems:
             raise ValueError("InvalidOptions needs at least one problem")
         self.kind = kind
-        self.problems: tuple[tuple[tuple[str | int, ...], str], ...] = tuple(
-            (tuple(location), message) for location, message in problems
-        )
-        field = ".".join(["config", *(str(part) for part in self.problems[0][0])])
+        self.problems = tuple(problems)
         summary = "; ".join(
-            f"{'.'.join(str(part) for part in location) or '(options)'}: {message}"
-            for location, message in self.problems
+            f"{_dotted(problem.location) or '(options)'}: {problem.message}"
+            for problem in self.problems
         )
-        super().__init__(field, f"invalid {kind} {what} options: {summary}")
+        super().__init__(
+            ".".join(["config", *(str(part) for part in self.problems[0].location)]),
+            f"invalid {kind} {what} options: {summary}",
+        )
 
     @classmethod
     def from_validation_errors(
         cls, kind: str, errors: Sequence[Mapping[str, Any]], *, what: str = "source"
     ) -> InvalidOptions:
-        """The error for pydantic's ``ValidationError.errors()``, keeping only where and why."""
-        problems = [(tuple(error.get("loc", ())), str(error.get("msg", ""))) for error in errors]
-        return cls(kind, problems or [((), "the options are invalid")], what=what)
+        """The error for pydantic's ``ValidationError.errors()``, keeping only where and why.
+
+        Call ``errors(include_input=False)`` and scrub secret values from the messages first:
+        a pydantic message may quote the input.
+        """
+        problems = [
+            OptionProblem(
+                tuple(error.get("loc", ())),
+                str(error.get("msg", "")),
+                str(error.get("type", "value_error")),
+            )
+            for error in errors
+        ]
+        return cls(kind, problems or [OptionProblem((), "the options are invalid")], what=what)
+
+
+def _dotted(location: Sequence[str | int]) -> str:
+    return ".".join(str(part) for part in location)
 
 
 class NotFound(SigwatchError):
