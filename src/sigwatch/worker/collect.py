@@ -13,9 +13,9 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sigwatch.alerts.detectors import DetectorCache
+from sigwatch.alerts.lifecycle import AlertChange
 from sigwatch.alerts.record import detect_and_record
 from sigwatch.alerts.routing import route_changes
-from sigwatch.db.alerts import AlertChange
 from sigwatch.db.jobs import finish_jobs, set_job_progress, start_queued_jobs
 from sigwatch.db.posts import get_posts_by_ids, store_posts
 from sigwatch.db.schedule import ClaimedSource, record_poll_failure, record_poll_success
