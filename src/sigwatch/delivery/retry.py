@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from sigwatch.net.retry_after import MAX_HONOURED_WAIT_S
+
 MAX_ATTEMPTS = 8
 """Attempts made before a delivery goes to the dead letters.
 
@@ -17,8 +19,8 @@ With the default ``base_s`` of 2 s the seven waits between them add up to at mos
 that on average); a longer outage of the receiver needs a larger ``base_s`` or more attempts.
 """
 
-MAX_RETRY_AFTER_S = 24 * 3600.0
-"""The longest Retry-After honoured; a receiver asking for more is retried after a day."""
+MAX_RETRY_AFTER_S = MAX_HONOURED_WAIT_S
+"""The longest Retry-After honoured (a day, as for polls); a receiver asking more waits a day."""
 
 # 2**62 seconds already dwarfs any cap; stopping the exponent here keeps the float finite.
 _MAX_EXPONENT = 62
