@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
@@ -53,6 +53,13 @@ def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise fail(str(exc)) from None
 
     return wrapper
+
+
+def check_choices(option: str, given: Iterable[str] | None, allowed: Sequence[str]) -> None:
+    """Exit 2 naming ``option`` and the allowed values when one of ``given`` is not allowed."""
+    for value in given or ():
+        if value not in allowed:
+            raise fail(f"{option} {value!r}: use one of {', '.join(allowed)}", USAGE_ERROR)
 
 
 def cli_settings(**overrides: Any) -> Settings:

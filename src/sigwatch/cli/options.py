@@ -1,7 +1,7 @@
 """``--set key=value`` for source kinds and channels, drawn from each kind's options model.
 
 One pydantic model per kind says which options exist, which are required and which are secrets
-(fields whose JSON schema is a write-only password, as ``SecretStr`` fields are). From it the
+(fields that hold a ``SecretStr``, as :func:`sigwatch.kinds.secret_fields` finds them). From it the
 commands' help lists every kind's options, and the values given are checked by the model itself,
 so a bad option is refused with the field named before anything is stored. Secrets are never
 taken from the command line, where shell history and ``ps`` would keep them: ``--set token=-``
@@ -21,6 +21,7 @@ import typer
 from pydantic import BaseModel, ValidationError
 
 from sigwatch.cli.common import USAGE_ERROR, fail
+from sigwatch.kinds import secret_fields
 
 #: A value shown in place of a secret.
 SECRET_SHOWN = "********"
@@ -42,6 +43,7 @@ def option_fields(model: type[BaseModel]) -> list[OptionField]:
     """The options of ``model`` in declaration order, read from its JSON schema."""
     schema = model.model_json_schema()
     required = set(schema.get("required", ()))
+    secrets = set(secret_fields(model))
     fields = []
     for name, prop in schema.get("properties", {}).items():
         fields.append(
@@ -49,7 +51,7 @@ def option_fields(model: type[BaseModel]) -> list[OptionField]:
                 name=name,
                 type=_json_type(prop),
                 required=name in required,
-                secret=_is_secret(prop),
+                secret=name in secrets,
                 default=prop.get("default"),
                 description=prop.get("description", ""),
             )
@@ -111,7 +113,8 @@ def parse_settings(
                 USAGE_ERROR,
             )
         if field.secret:
-            given[name] = _read_secret(name, raw if has_value else None)
+            secret = _read_secret(name, raw if has_value else None)
+            given[name] = _typed(field, secret, shown=SECRET_SHOWN)
         elif not has_value:
             raise fail(f"--set {name}: give a value, as --set {name}=VALUE", USAGE_ERROR)
         else:
@@ -119,7 +122,7 @@ def parse_settings(
     if prompt_missing_secrets:
         for field in fields.values():
             if field.secret and field.required and field.name not in given:
-                given[field.name] = _prompt_secret(field.name)
+                given[field.name] = _typed(field, _prompt_secret(field.name), shown=SECRET_SHOWN)
     check_options(kind, model, given, partial=not prompt_missing_secrets)
     return given
 
@@ -181,18 +184,20 @@ def _prompt_secret(name: str) -> str:
     return value
 
 
-def _typed(field: OptionField, raw: str) -> Any:
+def _typed(field: OptionField, raw: str, *, shown: str | None = None) -> Any:
     """The value as the model expects it: JSON for lists and objects, text otherwise.
 
-    Numbers and booleans stay text, since the model parses "60" and "true" itself.
+    Numbers and booleans stay text, since the model parses "60" and "true" itself. ``shown``
+    stands in for the value in the error when it is a secret.
     """
     if field.type in ("array", "object"):
         try:
             return json.loads(raw)
         except json.JSONDecodeError:
+            example = '["a", "b"]' if field.type == "array" else '{"key": "value"}'
             raise fail(
-                f"--set {field.name}: give {field.type} as JSON, e.g. "
-                + ('--set name=\'["a", "b"]\'' if field.type == "array" else "--set name='{}'"),
+                f"--set {field.name}: {shown or repr(raw)} is not JSON; give the {field.type} "
+                f"as JSON, e.g. {example}",
                 USAGE_ERROR,
             ) from None
     return raw
@@ -204,11 +209,3 @@ def _json_type(prop: Mapping[str, Any]) -> str:
     kinds = [str(option["type"]) for option in prop.get("anyOf", ()) if "type" in option]
     kinds = [kind for kind in kinds if kind != "null"]
     return kinds[0] if kinds else "value"
-
-
-def _is_secret(prop: Mapping[str, Any]) -> bool:
-    candidates = [prop, *prop.get("anyOf", ())]
-    return any(
-        option.get("format") == "password" or option.get("writeOnly") is True
-        for option in candidates
-    )

@@ -59,10 +59,10 @@ def collect(
 async def _collect(settings: Settings, source_ids: list[int] | None) -> list[Any]:
     from sigwatch.db.sources import get_source
     from sigwatch.errors import NotFound
-    from sigwatch.worker.runner import collect_once
 
     async with open_database(settings) as sessions:
         if source_ids is not None:
+            # Checked first, so an unknown id is an error rather than "polled 0 sources".
             async with sessions() as session:
                 for source_id in source_ids:
                     try:
@@ -72,6 +72,8 @@ async def _collect(settings: Settings, source_ids: list[int] | None) -> list[Any
                             f"no source with id {source_id}: `sigwatch source list` shows the "
                             "sources there are"
                         ) from None
+        from sigwatch.worker.runner import collect_once
+
         with Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),

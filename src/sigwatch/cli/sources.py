@@ -26,13 +26,13 @@ from sigwatch.cli.common import (
     run,
     when,
 )
-from sigwatch.cli.opml_import import name_from_url
-from sigwatch.cli.options import check_options, describe_kinds, masked, parse_settings, secret_names
+from sigwatch.cli.options import check_options, describe_kinds, parse_settings, secret_names
 from sigwatch.cli.owners import owner_for
-from sigwatch.config import Settings
+from sigwatch.config import Settings, ensure_secret_key
 from sigwatch.db.audit import record_audit, snapshot
 from sigwatch.db.models import Source
 from sigwatch.db.types import utcnow
+from sigwatch.manage.opml import name_from_url
 from sigwatch.sources.registry import SOURCE_KINDS
 
 source_app = typer.Typer(help="Sources to collect posts from.", no_args_is_help=True)
@@ -58,11 +58,13 @@ def _options_model(kind: str) -> Any:
     return factory.Options
 
 
-def _audited(source: Source) -> dict[str, Any]:
-    shown = snapshot(source, exclude=_NOT_AUDITED)
-    if source.kind in SOURCE_KINDS:
-        shown["config"] = masked(source.config, secret_names(_options_model(source.kind)))
-    return shown
+def _audited(source: Source, secret_key: str) -> dict[str, Any]:
+    from sigwatch.manage.sources import shown_source_config
+
+    return {
+        **snapshot(source, exclude=_NOT_AUDITED),
+        "config": shown_source_config(source, secret_key),
+    }
 
 
 _ADD_HELP = (
@@ -123,11 +125,12 @@ async def _source_add(
     interval: int | None,
     username: str | None,
 ) -> tuple[int, str | None]:
-    from sigwatch.db.sources import create_source
+    from sigwatch.manage.sources import create_source
 
     if url is not None:
         config["url"] = await _discover(settings, url)
     address = config.get("url")
+    secret_key = ensure_secret_key(settings)
     async with open_database(settings) as sessions, sessions.begin() as session:
         owner = None if username is None else await owner_for(session, username)
         source = await create_source(
@@ -135,10 +138,12 @@ async def _source_add(
             kind=kind,
             name=name or name_from_url(str(address)),
             config=config,
+            secret_key=secret_key,
             poll_interval_s=interval or settings.poll_interval_s,
             owner_id=None if owner is None else owner.id,
         )
-        await record_audit(session, "cli", "create", "source", source.id, None, _audited(source))
+        after = _audited(source, secret_key)
+        await record_audit(session, "cli", "create", "source", source.id, None, after)
         return source.id, None if address is None else str(address)
 
 
@@ -208,15 +213,14 @@ async def _source_list(settings: Settings) -> tuple[list[Source], dict[int | Non
 def source_show(source_id: SourceId) -> None:
     """Show one source: its options (secrets masked), health and number of posts."""
     settings = cli_settings()
-    source, posts = run(_source_show(settings, source_id))
+    source, config, posts = run(_source_show(settings, source_id))
     table = Table("field", "value", show_header=False)
-    secrets = secret_names(_options_model(source.kind)) if source.kind in SOURCE_KINDS else set()
     rows: list[tuple[str, str]] = [
         ("id", str(source.id)),
         ("kind", source.kind),
         ("name", source.name),
         ("owner", "shared" if source.owner_id is None else f"user {source.owner_id}"),
-        *((f"option {k}", str(v)) for k, v in masked(source.config, secrets).items()),
+        *((f"option {k}", str(v)) for k, v in config.items()),
         ("interval", f"{source.poll_interval_s}s"),
         ("health", health(source)),
         ("last poll", when(source.last_polled_at)),
@@ -233,12 +237,15 @@ def source_show(source_id: SourceId) -> None:
     console.print(table)
 
 
-async def _source_show(settings: Settings, source_id: int) -> tuple[Source, int]:
+async def _source_show(settings: Settings, source_id: int) -> tuple[Source, dict[str, Any], int]:
     from sigwatch.db.sources import count_posts, get_source
+    from sigwatch.manage.sources import shown_source_config
 
+    secret_key = ensure_secret_key(settings)
     async with open_database(settings) as sessions, sessions() as session:
         source = await get_source(session, source_id, owner_id=None)
-        return source, (await count_posts(session, [source_id]))[source_id]
+        posts = (await count_posts(session, [source_id]))[source_id]
+        return source, shown_source_config(source, secret_key), posts
 
 
 @source_app.command("edit")
@@ -264,11 +271,13 @@ async def _source_edit(
     assignments: list[str],
     interval: int | None,
 ) -> Source:
-    from sigwatch.db.sources import get_source, update_source
+    from sigwatch.db.sources import get_source
+    from sigwatch.manage.sources import update_source
 
+    secret_key = ensure_secret_key(settings)
     async with open_database(settings) as sessions, sessions.begin() as session:
         source = await get_source(session, source_id, owner_id=None)
-        before = _audited(source)
+        before = _audited(source, secret_key)
         changes: dict[str, Any] = {}
         if name is not None:
             changes["name"] = name
@@ -277,14 +286,17 @@ async def _source_edit(
         if assignments:
             model = _options_model(source.kind)
             given = parse_settings(source.kind, model, assignments, prompt_missing_secrets=False)
-            # Secrets not given are left out, so the stored ones are kept.
+            # Secrets not given are left out, and storage keeps the stored ones.
             secrets = secret_names(model)
             kept = {k: v for k, v in source.config.items() if k not in secrets}
             config = {**kept, **given}
             check_options(source.kind, model, config, partial=True)
             changes["config"] = config
-        source = await update_source(session, source_id, changes, owner_id=None)
-        await record_audit(session, "cli", "update", "source", source.id, before, _audited(source))
+        source = await update_source(
+            session, source_id, changes, owner_id=None, secret_key=secret_key
+        )
+        after = _audited(source, secret_key)
+        await record_audit(session, "cli", "update", "source", source.id, before, after)
         return source
 
 
@@ -302,14 +314,19 @@ def _set_enabled(source_id: int, enabled: bool) -> None:
 
 
 async def _source_set_enabled(settings: Settings, source_id: int, enabled: bool) -> Source:
-    from sigwatch.db.sources import get_source, update_source
+    from sigwatch.db.sources import get_source
+    from sigwatch.manage.sources import update_source
 
+    secret_key = ensure_secret_key(settings)
     async with open_database(settings) as sessions, sessions.begin() as session:
         source = await get_source(session, source_id, owner_id=None)
-        before = _audited(source)
-        source = await update_source(session, source_id, {"enabled": enabled}, owner_id=None)
+        before = _audited(source, secret_key)
+        source = await update_source(
+            session, source_id, {"enabled": enabled}, owner_id=None, secret_key=secret_key
+        )
+        after = _audited(source, secret_key)
         action = "resume" if enabled else "pause"
-        await record_audit(session, "cli", action, "source", source.id, before, _audited(source))
+        await record_audit(session, "cli", action, "source", source.id, before, after)
         return source
 
 
@@ -344,8 +361,9 @@ def source_remove(
 async def _source_remove(settings: Settings, source_id: int) -> str:
     from sigwatch.db.sources import delete_source, get_source
 
+    secret_key = ensure_secret_key(settings)
     async with open_database(settings) as sessions, sessions.begin() as session:
-        before = _audited(await get_source(session, source_id, owner_id=None))
+        before = _audited(await get_source(session, source_id, owner_id=None), secret_key)
         source = await delete_source(session, source_id, owner_id=None)
         await record_audit(session, "cli", "delete", "source", source_id, before, None)
         return source.name
@@ -371,11 +389,16 @@ def source_import(
 async def _source_import(
     settings: Settings, feeds: list[Any], interval: int | None
 ) -> tuple[int, int]:
-    from sigwatch.cli.opml_import import import_feeds
+    from sigwatch.manage.opml import import_feeds
 
+    secret_key = ensure_secret_key(settings)
     async with open_database(settings) as sessions, sessions.begin() as session:
         result = await import_feeds(
-            session, feeds, poll_interval_s=interval or settings.poll_interval_s, actor="cli"
+            session,
+            feeds,
+            poll_interval_s=interval or settings.poll_interval_s,
+            secret_key=secret_key,
+            actor="cli",
         )
     return result.added, result.skipped
 

@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.audit import record_audit, snapshot
-from sigwatch.db.sources import create_source, iter_sources
+from sigwatch.db.sources import iter_sources
+from sigwatch.manage.sources import create_source
 from sigwatch.sources.opml import OpmlFeed
 
 
@@ -28,7 +29,12 @@ def name_from_url(url: str) -> str:
 
 
 async def import_feeds(
-    session: AsyncSession, feeds: Iterable[OpmlFeed], *, poll_interval_s: int, actor: str
+    session: AsyncSession,
+    feeds: Iterable[OpmlFeed],
+    *,
+    poll_interval_s: int,
+    secret_key: str,
+    actor: str,
 ) -> ImportResult:
     """Add each feed whose URL no RSS source has yet (a file's repeats count once), audited.
 
@@ -46,10 +52,12 @@ async def import_feeds(
             kind="rss",
             name=feed.title or name_from_url(feed.url),
             config={"url": feed.url},
+            secret_key=secret_key,
             poll_interval_s=poll_interval_s,
             owner_id=None,
         )
-        await record_audit(session, actor, "import", "source", source.id, None, snapshot(source))
+        after = snapshot(source, exclude=("state", "lease_owner", "lease_expires_at"))
+        await record_audit(session, actor, "import", "source", source.id, None, after)
         present.add(feed.url)
         added += 1
     return ImportResult(added=added, skipped=skipped)
