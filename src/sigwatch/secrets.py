@@ -1,8 +1,11 @@
-"""Encryption at rest of channel secrets (webhook URLs and keys, Apprise URLs with tokens).
+"""Encryption at rest of the secrets in source and channel options.
 
-Values are Fernet tokens (AES-128-CBC with HMAC-SHA256) under a key derived from the app's
-secret key with HKDF-SHA256. The fixed ``info`` label keeps this key apart from any other use of
-the same secret key (token signing uses it directly), so one never doubles as the other.
+Source credentials (an RSS feed's Authorization header), webhook URLs and signing keys, and
+Apprise URLs with tokens are all sealed here, by :mod:`sigwatch.kinds`. Values are Fernet tokens
+(AES-128-CBC with HMAC-SHA256) under a key derived from the app's secret key with HKDF-SHA256.
+The fixed ``info`` label keeps this key apart from any other use of the same secret key (token
+signing uses it directly), so one never doubles as the other. The label still says "channel"
+because channels used it first: changing it would make every secret already stored unreadable.
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ def decrypt_secret(secret_key: str, token: str) -> str:
         return _fernet(secret_key).decrypt(token.encode("ascii")).decode()
     except (InvalidToken, UnicodeError):
         raise ConfigError(
-            "cannot decrypt channel secret: was SIGWATCH_SECRET_KEY changed? Restore the old "
-            "key, or enter the channel's secrets again"
+            "cannot decrypt a stored secret: was SIGWATCH_SECRET_KEY changed? Restore the old "
+            "key, or enter the secrets of this source or channel again"
         ) from None
 
 

@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from sigwatch.api import create_app
 from sigwatch.db.audit import list_audit
-from sigwatch.db.channels import shown_config
 from sigwatch.db.models import Channel
 from sigwatch.delivery.channels.registry import open_channel_config
 from sigwatch.delivery.channels.webhook import generate_webhook_secret, verify_webhook
+from sigwatch.manage.channels import shown_config
 
 HOOK_URL = "https://hooks.example/in/t0ken-abc"
 WEBHOOK = {"kind": "webhook", "name": "My hook", "config": {"url": HOOK_URL}}
@@ -89,20 +89,26 @@ async def test_apprise_channel_url_is_stored_sealed_and_shown_by_scheme_only(
 
 BAD_CHANNELS = {
     "unknown-kind": ({**WEBHOOK, "kind": "carrier-pigeon"}, ["body", "kind"]),
-    "missing-url": ({**WEBHOOK, "config": {}}, ["body", "config"]),
-    "ftp-url": ({**WEBHOOK, "config": {"url": "ftp://hooks.example/in"}}, ["body", "config"]),
+    "missing-url": ({**WEBHOOK, "config": {}}, ["body", "config", "url"]),
+    "ftp-url": (
+        {**WEBHOOK, "config": {"url": "ftp://hooks.example/in"}},
+        ["body", "config", "url"],
+    ),
     "url-no-request-can-use": (
         {**WEBHOOK, "config": {"url": "http://0177.0.0.2/in"}},
-        ["body", "config"],
+        ["body", "config", "url"],
     ),
     "bad-secret": (
         {**WEBHOOK, "config": {"url": HOOK_URL, "secret": "not-a-whsec"}},
-        ["body", "config"],
+        ["body", "config", "secret"],
     ),
-    "unknown-option": ({**WEBHOOK, "config": {"url": HOOK_URL, "x": 1}}, ["body", "config"]),
+    "unknown-option": (
+        {**WEBHOOK, "config": {"url": HOOK_URL, "x": 1}},
+        ["body", "config", "x"],
+    ),
     "bad-apprise-url": (
         {"kind": "apprise", "name": "Chat", "config": {"url": "nonsense://what"}},
-        ["body", "config"],
+        ["body", "config", "url"],
     ),
     "rate-limit-zero": ({**WEBHOOK, "rate_limit_per_min": 0}, ["body", "rate_limit_per_min"]),
     "blank-name": ({**WEBHOOK, "name": "  "}, ["body", "name"]),

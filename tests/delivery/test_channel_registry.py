@@ -16,7 +16,7 @@ from sigwatch.delivery.channels.registry import (
     seal_channel_config,
     validate_channel_config,
 )
-from sigwatch.errors import ConfigError
+from sigwatch.errors import ConfigError, InvalidOptions
 
 KEY = "test-secret-key-that-is-long-enough-0123456789"
 DOCS = Path(__file__).parents[2] / "docs" / "channels.md"
@@ -37,7 +37,7 @@ def test_every_kind_is_documented(kind):
 
 @pytest.mark.parametrize("kind", sorted(CHANNEL_KINDS))
 def test_every_kind_refuses_unknown_fields_by_name(kind):
-    with pytest.raises(ConfigError, match=r"colour: Extra inputs are not permitted"):
+    with pytest.raises(InvalidOptions, match=r"colour: Extra inputs are not permitted"):
         validate_channel_config(kind, {**valid_config(kind), "colour": "red"})
 
 
@@ -79,13 +79,14 @@ def test_validated_config_keeps_secrets_in_clear_for_sealing():
 
 
 def test_errors_name_each_field_but_never_echo_a_value():
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(InvalidOptions) as caught:
         validate_channel_config(
             "webhook", {"url": "ftp://user:hunter2hunter2@example.com", "secret": "whsec_c2hvcnQ="}
         )
 
     message = str(caught.value)
-    assert message.startswith("invalid webhook channel config: ")
+    assert message.startswith("config.url: invalid webhook channel options: ")
+    assert [problem.location for problem in caught.value.problems] == [("url",), ("secret",)]
     assert "url: Value error, must be an absolute http:// or https:// URL" in message
     assert "secret: Value error, must encode 24 to 64 random bytes, not 5" in message
     assert "hunter2" not in message and "c2hvcnQ" not in message

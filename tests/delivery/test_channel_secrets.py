@@ -38,7 +38,7 @@ def test_wrong_key_says_the_secret_key_may_have_changed():
     token = encrypt_secret(KEY, "secret")
 
     with pytest.raises(
-        ConfigError, match=r"cannot decrypt channel secret: was SIGWATCH_SECRET_KEY"
+        ConfigError, match=r"cannot decrypt a stored secret: was SIGWATCH_SECRET_KEY"
     ):
         decrypt_secret(KEY + "-rotated", token)
 
@@ -48,7 +48,7 @@ def test_tampered_or_garbage_token_is_refused_the_same_way():
     tampered = token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:]
 
     for bad in (tampered, "not a token", "", "ünïcode"):
-        with pytest.raises(ConfigError, match="cannot decrypt channel secret"):
+        with pytest.raises(ConfigError, match="cannot decrypt a stored secret"):
             decrypt_secret(KEY, bad)
 
 

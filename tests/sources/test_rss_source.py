@@ -299,5 +299,5 @@ async def test_registry_builds_the_rss_kind(server, client):
     config = validate_config("rss", {"url": f"  {url} "})
     source = build_source("rss", config, client)
 
-    assert config == {"url": url}
+    assert config == {"url": url, "authorization": None}
     assert len((await source.fetch({})).posts) == 3

@@ -28,6 +28,7 @@ from sigwatch.api.routes import (
     entities,
     health,
     jobs,
+    kinds,
     posts,
     rules,
     sources,
@@ -38,6 +39,7 @@ from sigwatch.api.routes import (
     auth as auth_routes,
 )
 from sigwatch.api.routes import live as live_routes
+from sigwatch.api.swagger_ui import install_swagger_ui
 from sigwatch.config import Settings, ensure_secret_key
 from sigwatch.db.engine import create_engine, session_factory
 from sigwatch.db.migrate import require_current
@@ -77,7 +79,11 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
         version=sigwatch.__version__,
         summary="Self-hosted signal monitor: sources, posts, watchlist and collection jobs.",
         lifespan=lifespan,
+        # FastAPI's /docs and /redoc load their assets from a CDN; ours are served from here.
+        docs_url=None,
+        redoc_url=None,
     )
+    install_swagger_ui(app)
     register_error_handlers(app)
     # Innermost of the middleware: a refused request still gets its request id and access log.
     install_rate_limits(app)
@@ -103,6 +109,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
         channels,
         subscriptions,
         deliveries,
+        kinds,
     ):
         app.include_router(module.router, dependencies=authenticated)
     document_error_responses(app)

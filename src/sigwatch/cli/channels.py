@@ -39,7 +39,6 @@ _ADD_HELP = (
     "Secret options are never read from the command line: give --set KEY=- to read one line "
     "of standard input, or leave a required one out to be asked. Secrets sigwatch generates "
     "(a webhook's signing secret) are printed once, now.\n\n"
-    "The options of each kind:\n\n"
     + describe_kinds({name: kind.Options for name, kind in CHANNEL_KINDS.items()})
 )
 

@@ -65,10 +65,14 @@ def secret_names(model: type[BaseModel]) -> set[str]:
 
 
 def describe_kinds(models: Mapping[str, type[BaseModel]]) -> str:
-    """Help text listing every kind's options, one paragraph per kind, secrets marked."""
+    """Help text listing every kind's options, secrets marked.
+
+    Each option is a paragraph of its own, so that both the terminal's help (which rewraps
+    paragraphs) and the generated Markdown reference keep one option per item.
+    """
     paragraphs = []
     for kind in sorted(models):
-        lines = [f"{kind}:"]
+        paragraphs.append(f"Options of {kind}:")
         for field in option_fields(models[kind]):
             marks = [field.type]
             if field.required:
@@ -76,13 +80,12 @@ def describe_kinds(models: Mapping[str, type[BaseModel]]) -> str:
             elif field.default is not None and not field.secret:
                 marks.append(f"default {json.dumps(field.default)}")
             if field.secret:
-                marks.append("secret: =- reads stdin, else prompted")
-            text = f"  {field.name} ({', '.join(marks)})"
+                name = field.name
+                marks.append(f"secret: --set {name}=- reads it from stdin, --set {name} asks")
+            text = f"- {field.name} ({', '.join(marks)})"
             if field.description:
-                text += f" {field.description}"
-            lines.append(text)
-        # "\b" keeps click from rewrapping the paragraph, so each option stays on its own line.
-        paragraphs.append("\b\n" + "\n".join(lines))
+                text += f": {field.description}"
+            paragraphs.append(text)
     return "\n\n".join(paragraphs)
 
 

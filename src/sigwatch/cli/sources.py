@@ -72,7 +72,6 @@ _ADD_HELP = (
     "`source add rss URL` is a shortcut: URL may be the feed or a site's home page, which is "
     "searched for its feed. Secret options are never read from the command line: give "
     "--set KEY=- to read one line of standard input, or leave them out to be asked.\n\n"
-    "The options of each kind:\n\n"
     + describe_kinds({k: v.Options for k, v in SOURCE_KINDS.items()})
 )
 
@@ -86,7 +85,7 @@ def source_add(
     url: Annotated[
         str | None,
         typer.Argument(
-            metavar="[URL]", help="rss only: the feed URL, or a site's home page to find it on."
+            metavar="URL", help="rss only: the feed URL, or a site's home page to find it on."
         ),
     ] = None,
     assignments: Assignments = None,

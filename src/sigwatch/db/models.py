@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -83,7 +84,22 @@ class Source(Base):
     """Something polled for posts: its kind, options, fetch state, health and lease."""
 
     __tablename__ = "sources"
-    __table_args__ = (Index("ix_sources_due", "enabled", "next_poll_at"),)
+    __table_args__ = (
+        Index("ix_sources_due", "enabled", "next_poll_at"),
+        # One owner, one copy of a feed: among sources not removed, (owner, kind, origin) is
+        # unique. Shared sources (no owner) are told apart by the code that adds them.
+        Index(
+            "uq_sources_owner_kind_origin",
+            "owner_id",
+            "kind",
+            "origin",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        # Ids are never reused, so a removed source's posts never seem to belong to a new one.
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     owner_id: Mapped[int | None] = mapped_column(
@@ -91,7 +107,10 @@ class Source(Base):
     )
     kind: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(200))
+    #: The kind's options as stored: every secret sealed (see sigwatch.kinds).
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: The source's address normalised by its kind; what corroboration counts as one origin.
+    origin: Mapped[str | None] = mapped_column(Text, default=None)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     poll_interval_s: Mapped[int] = mapped_column(Integer, default=300)
     state: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -105,6 +124,8 @@ class Source(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    #: When the source was removed: it is no longer polled or listed, its posts are kept.
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Post(Base):

@@ -1,7 +1,10 @@
-"""Sources: what is polled, its validated config, and who owns it.
+"""Sources: the rows of what is polled, who owns it, and its health. Queries only.
 
-Every lookup takes ``owner_id``: None means any owner (an admin), a user id limits the lookup to
-that user's sources, and a source of someone else is NotFound, as if it did not exist.
+A config arrives here already validated and sealed by :mod:`sigwatch.manage.sources` (the kind's
+options live with the kind), and is stored as given. Every lookup takes ``owner_id``: None means
+any owner (an admin), a user id limits the lookup to that user's sources, and a source of
+someone else is NotFound, as if it did not exist. A removed source (``deleted_at`` set) is found
+by no lookup and polled by no worker; its row stays, so its posts and its id stay its own.
 """
 
 from __future__ import annotations
@@ -11,23 +14,23 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.models import Post, Source
 from sigwatch.db.pagination import (
+    MAX_INT_ID,
     Page,
     check_limit,
     decode_id_cursor,
     fetch_id_page,
-    get_visible,
 )
 from sigwatch.db.types import utcnow
-from sigwatch.errors import InvalidInput
-from sigwatch.sources.registry import SOURCE_KINDS, validate_config
+from sigwatch.errors import Conflict, InvalidInput, NotFound
 
 MIN_POLL_INTERVAL_S = 10
 MAX_POLL_INTERVAL_S = 7 * 86400
-_UPDATABLE = frozenset({"name", "config", "enabled", "poll_interval_s"})
+_UPDATABLE = frozenset({"name", "config", "origin", "enabled", "poll_interval_s"})
 
 
 async def create_source(
@@ -37,30 +40,58 @@ async def create_source(
     kind: str,
     name: str,
     config: Mapping[str, Any],
+    origin: str | None = None,
     enabled: bool = True,
     poll_interval_s: int = 300,
 ) -> Source:
-    """Add a source, due for polling now; ConfigError when ``config`` does not fit ``kind``."""
-    if kind not in SOURCE_KINDS:
-        known = ", ".join(sorted(SOURCE_KINDS))
-        raise InvalidInput("kind", f"unknown source kind {kind!r}; known kinds: {known}")
+    """Store a source, due for polling now; Conflict naming the copy the owner already has.
+
+    ``config`` is stored as given: validating and sealing it is the caller's job.
+    """
+    if origin is not None and owner_id is not None:
+        existing = await find_source_by_origin(session, owner_id=owner_id, kind=kind, origin=origin)
+        if existing is not None:
+            raise _duplicate(existing)
     source = Source(
         owner_id=owner_id,
         kind=kind,
         name=_clean_name(name),
-        config=validate_config(kind, dict(config)),
+        config=dict(config),
+        origin=origin,
         enabled=enabled,
         poll_interval_s=_check_interval(poll_interval_s),
         next_poll_at=utcnow(),
     )
     session.add(source)
-    await session.flush()
+    await _flush_unique(session, kind)
     return source
 
 
+async def find_source_by_origin(
+    session: AsyncSession, *, owner_id: int, kind: str, origin: str, exclude_id: int | None = None
+) -> Source | None:
+    """The owner's source (not removed) of this kind and origin, if there is one."""
+    stmt = select(Source).where(
+        Source.owner_id == owner_id,
+        Source.kind == kind,
+        Source.origin == origin,
+        Source.deleted_at.is_(None),
+    )
+    if exclude_id is not None:
+        stmt = stmt.where(Source.id != exclude_id)
+    return await session.scalar(stmt.limit(1))
+
+
 async def get_source(session: AsyncSession, source_id: int, *, owner_id: int | None) -> Source:
-    """The source with this id, if ``owner_id`` may see it; NotFound otherwise."""
-    return await get_visible(session, Source, source_id, "source", owner_id=owner_id)
+    """The source with this id, if ``owner_id`` may see it and it is not removed; else NotFound."""
+    source = await session.get(Source, source_id) if 0 < source_id <= MAX_INT_ID else None
+    if (
+        source is None
+        or source.deleted_at is not None
+        or (owner_id is not None and source.owner_id != owner_id)
+    ):
+        raise NotFound(f"no source with id {source_id}")
+    return source
 
 
 async def list_sources(
@@ -74,7 +105,7 @@ async def list_sources(
 ) -> Page[Source]:
     """Sources ``owner_id`` may see, in creation order, optionally of one kind or state."""
     check_limit(limit)
-    stmt = select(Source).order_by(Source.id).limit(limit + 1)
+    stmt = select(Source).where(Source.deleted_at.is_(None)).order_by(Source.id).limit(limit + 1)
     if owner_id is not None:
         stmt = stmt.where(Source.owner_id == owner_id)
     if kind is not None:
@@ -89,10 +120,15 @@ async def list_sources(
 async def iter_sources(
     session: AsyncSession, *, kind: str | None = None, batch: int = 500
 ) -> AsyncIterator[Source]:
-    """Every source (of one kind, if given) in id order, read in batches, for the CLI."""
+    """Every source not removed (of one kind, if given) in id order, read in batches."""
     after = 0
     while True:
-        stmt = select(Source).where(Source.id > after).order_by(Source.id).limit(batch)
+        stmt = (
+            select(Source)
+            .where(Source.id > after, Source.deleted_at.is_(None))
+            .order_by(Source.id)
+            .limit(batch)
+        )
         if kind is not None:
             stmt = stmt.where(Source.kind == kind)
         rows = list(await session.scalars(stmt))
@@ -104,14 +140,19 @@ async def iter_sources(
 
 
 async def list_all_sources(session: AsyncSession, *, kind: str | None = None) -> list[Source]:
-    """Every source (of one kind, if given) in id order, for the CLI's listings and exports."""
+    """Every source not removed (of one kind, if given) in id order, for listings and exports."""
     return [source async for source in iter_sources(session, kind=kind)]
 
 
 async def update_source(
     session: AsyncSession, source_id: int, changes: Mapping[str, Any], *, owner_id: int | None
 ) -> Source:
-    """Change name, config, enabled or poll_interval_s; a new config is checked and polled soon."""
+    """Change name, config, origin, enabled or poll_interval_s; a new config is polled soon.
+
+    A ``config`` given is stored as given (validated and sealed by the caller, who passes it only
+    when it changed) and drops the fetch state, which belonged to the old config. A new
+    ``origin`` the owner already has is a Conflict naming that source.
+    """
     unknown = set(changes) - _UPDATABLE
     if unknown:
         raise InvalidInput(sorted(unknown)[0], "cannot be changed")
@@ -119,14 +160,25 @@ async def update_source(
     now = utcnow()
     if "name" in changes:
         source.name = _clean_name(changes["name"])
+    if "origin" in changes and changes["origin"] != source.origin:
+        origin = changes["origin"]
+        if origin is not None and source.owner_id is not None:
+            existing = await find_source_by_origin(
+                session,
+                owner_id=source.owner_id,
+                kind=source.kind,
+                origin=origin,
+                exclude_id=source.id,
+            )
+            if existing is not None:
+                raise _duplicate(existing)
+        source.origin = origin
     if "config" in changes:
-        config = validate_config(source.kind, dict(changes["config"]))
-        if config != source.config:
-            source.config = config
-            # Fetch state (ETags, cursors) and the failure backoff belong to the old config.
-            source.state = {}
-            source.consecutive_failures = 0
-            source.next_poll_at = now
+        source.config = dict(changes["config"])
+        # Fetch state (ETags, cursors) and the failure backoff belong to the old config.
+        source.state = {}
+        source.consecutive_failures = 0
+        source.next_poll_at = now
     if "poll_interval_s" in changes:
         source.poll_interval_s = _check_interval(changes["poll_interval_s"])
         if source.consecutive_failures == 0:
@@ -135,14 +187,17 @@ async def update_source(
             source.next_poll_at = min(source.next_poll_at, sooner)
     if "enabled" in changes:
         source.enabled = bool(changes["enabled"])
-    await session.flush()
+    await _flush_unique(session, source.kind)
     return source
 
 
 async def delete_source(session: AsyncSession, source_id: int, *, owner_id: int | None) -> Source:
-    """Remove a source with its posts and jobs; returns the removed source."""
+    """Remove a source: it stops being polled or listed; its posts, jobs and id stay its own."""
     source = await get_source(session, source_id, owner_id=owner_id)
-    await session.delete(source)
+    source.deleted_at = utcnow()
+    source.enabled = False
+    source.lease_owner = None
+    source.lease_expires_at = None
     await session.flush()
     return source
 
@@ -160,6 +215,26 @@ async def count_posts(session: AsyncSession, source_ids: Collection[int]) -> dic
     for source_id, count in await session.execute(stmt):
         counts[source_id] = int(count)
     return counts
+
+
+def _duplicate(existing: Source) -> Conflict:
+    return Conflict(
+        f"you already have this {existing.kind} source: source {existing.id} "
+        f"({existing.name!r}); edit that one, or remove it first to add it again"
+    )
+
+
+async def _flush_unique(session: AsyncSession, kind: str) -> None:
+    """Flush; a clash on (owner, kind, origin) from a concurrent add becomes a Conflict."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        if "origin" not in str(exc.orig):
+            raise
+        raise Conflict(
+            f"another {kind} source with this address was added at the same moment: list your "
+            "sources and edit that one"
+        ) from None
 
 
 def _clean_name(name: str) -> str:

@@ -1,12 +1,20 @@
-"""Every source kind, by name: adding a kind is one module and one line here."""
+"""Every source kind, by name: adding a kind is one module and one line here.
+
+The source kinds share :class:`sigwatch.kinds.KindRegistry` with the channels: it validates a
+source's config, seals its secret options (credentials, header values) at rest, opens them for
+the worker that builds the source and masks them for display. A kind's options may define
+``origin()``, the source's address normalised, so that one owner cannot add the same feed
+twice; a kind without it is one origin per distinct set of non-secret options.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel
 
-from sigwatch.errors import ConfigError
+from sigwatch.kinds import KindRegistry, dump_clear, secret_fields
 from sigwatch.net.client import OutboundClient
 from sigwatch.sources.base import Source
 from sigwatch.sources.rss import RssSource
@@ -14,26 +22,41 @@ from sigwatch.sources.rss import RssSource
 SOURCE_KINDS: dict[str, type[Source]] = {
     RssSource.kind: RssSource,
 }
+SOURCE_REGISTRY: KindRegistry[Source] = KindRegistry("source", SOURCE_KINDS)
 
 
 def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Return the source's config normalised by its kind's options model, or raise ConfigError."""
-    factory = _factory(kind)
-    try:
-        return factory.Options.model_validate(config).model_dump(mode="json")
-    except ValidationError as exc:
-        raise ConfigError(f"invalid {kind} source config: {exc}") from exc
+    """The source's config normalised by its kind's options (secrets clear), or InvalidOptions.
+
+    The error names each bad field but never echoes a value, since values may be secrets.
+    """
+    return SOURCE_REGISTRY.clear_config(kind, config)
 
 
 def build_source(kind: str, config: dict[str, Any], client: OutboundClient) -> Source:
-    """Instantiate the source kind ``kind`` from its stored config."""
-    factory = _factory(kind)
-    return factory(factory.Options.model_validate(config), client)
+    """Instantiate the source kind ``kind`` from its clear config (secrets already opened)."""
+    return SOURCE_REGISTRY.plugin(kind)(SOURCE_REGISTRY.validate(kind, config), client)
 
 
-def _factory(kind: str) -> type[Source]:
-    try:
-        return SOURCE_KINDS[kind]
-    except KeyError:
-        known = ", ".join(sorted(SOURCE_KINDS))
-        raise ConfigError(f"unknown source kind {kind!r}; known kinds: {known}") from None
+def open_source(
+    kind: str, config: dict[str, Any], *, secret_key: str, client: OutboundClient
+) -> Source:
+    """The fetcher of a stored source, its sealed secrets opened; ConfigError saying what to do
+    when they cannot be (the secret key changed, or was not given)."""
+    return build_source(kind, SOURCE_REGISTRY.open(kind, config, secret_key), client)
+
+
+def source_origin(kind: str, config: dict[str, Any]) -> str:
+    """The normalised address of a source of ``kind`` with this clear config."""
+    options = SOURCE_REGISTRY.validate(kind, config)
+    return options_origin(options)
+
+
+def options_origin(options: BaseModel) -> str:
+    """What ``options`` say ``origin()`` is, or their non-secret values as canonical JSON."""
+    origin = getattr(options, "origin", None)
+    if callable(origin):
+        return str(origin())
+    hidden = set(secret_fields(type(options)))
+    public = {name: value for name, value in dump_clear(options).items() if name not in hidden}
+    return json.dumps(public, sort_keys=True, separators=(",", ":"))

@@ -27,6 +27,9 @@ from sigwatch.db.models import Channel
 from sigwatch.delivery.compose import channel_test_message
 from sigwatch.delivery.send import send_to_channel
 from sigwatch.errors import ConfigError, DeliveryError, InvalidInput
+from sigwatch.manage.channels import create_channel as add_channel
+from sigwatch.manage.channels import shown_config
+from sigwatch.manage.channels import update_channel as change_channel
 from sigwatch.net.client import OutboundClient
 
 router = APIRouter(prefix=f"{API_PREFIX}/channels", tags=["channels"])
@@ -39,7 +42,7 @@ async def create_channel(
     body: ChannelCreate, principal: CurrentPrincipal, runtime: RuntimeDep, session: SessionDep
 ) -> ChannelCreated:
     """Add a channel owned by the caller; generated secrets are in the answer, this once only."""
-    channel, generated = await channels.create_channel(
+    channel, generated = await add_channel(
         session,
         owner_id=principal.user.id,
         kind=body.kind,
@@ -100,7 +103,7 @@ async def update_channel(
     """Change name, enabled, config or rate_limit_per_min; secrets left out are kept."""
     channel = await channels.get_channel(session, channel_id, owner_id=principal.owner_filter)
     before = _audited(channel, runtime.secret_key)
-    channel = await channels.update_channel(
+    channel = await change_channel(
         session,
         channel_id,
         body.model_dump(exclude_unset=True),
@@ -159,7 +162,7 @@ async def test_channel(
 
 
 def _audited(channel: Channel, secret_key: str) -> dict[str, Any]:
-    return {**snapshot(channel), "config": channels.shown_config(channel, secret_key)}
+    return {**snapshot(channel), "config": shown_config(channel, secret_key)}
 
 
 def _out(channel: Channel, secret_key: str) -> ChannelOut:
@@ -169,7 +172,7 @@ def _out(channel: Channel, secret_key: str) -> ChannelOut:
         owner_id=channel.owner_id,
         kind=channel.kind,
         name=channel.name,
-        config=channels.shown_config(channel, secret_key),
+        config=shown_config(channel, secret_key),
         enabled=channel.enabled,
         rate_limit_per_min=channel.rate_limit_per_min,
         created_at=channel.created_at,

@@ -1,4 +1,8 @@
-"""Sources: create, list, read (with health and post count), change, delete, and poll now."""
+"""Sources: create, list, read (with health and post count), change, remove, and poll now.
+
+A config comes back with every secret option masked, in every response and audit row; the
+secrets themselves are sealed in the database (see :mod:`sigwatch.manage.sources`).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,9 @@ from sigwatch.db import jobs, sources
 from sigwatch.db.audit import record_audit, snapshot
 from sigwatch.db.models import Source
 from sigwatch.errors import Conflict
+from sigwatch.manage.sources import create_source as add_source
+from sigwatch.manage.sources import shown_source_config
+from sigwatch.manage.sources import update_source as change_source
 
 router = APIRouter(prefix=f"{API_PREFIX}/sources", tags=["sources"])
 
@@ -30,37 +37,41 @@ SourceId = Annotated[int, Path(ge=1, le=MAX_INT32)]
 _NOT_AUDITED = ("state", "lease_owner", "lease_expires_at")
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=error_responses(409))
 async def create_source(
     body: SourceCreate, principal: CurrentPrincipal, runtime: RuntimeDep, session: SessionDep
 ) -> SourceOut:
-    """Add a source owned by the caller; it is polled as soon as a worker is free."""
-    source = await sources.create_source(
+    """Add a source owned by the caller; it is polled as soon as a worker is free.
+
+    409 names the caller's source of the same kind and address when there is one.
+    """
+    source = await add_source(
         session,
         owner_id=principal.user.id,
         kind=body.kind,
         name=body.name,
         config=body.config,
+        secret_key=runtime.secret_key,
         enabled=body.enabled,
         poll_interval_s=body.poll_interval_s or runtime.settings.poll_interval_s,
     )
-    await record_audit(
-        session, principal.user, "create", "source", source.id, None, _audited(source)
-    )
+    after = _audited(source, runtime.secret_key)
+    await record_audit(session, principal.user, "create", "source", source.id, None, after)
     await session.commit()
-    return _out(source, 0)
+    return _out(source, 0, runtime.secret_key)
 
 
 @router.get("")
 async def list_sources(
     principal: CurrentPrincipal,
+    runtime: RuntimeDep,
     session: SessionDep,
     kind: Annotated[SourceKind | None, Query()] = None,
     enabled: bool | None = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> PageOut[SourceOut]:
-    """Your sources (all sources for admins), in the order they were added."""
+    """Your sources (all sources for admins), in the order they were added; removed ones not."""
     page = await sources.list_sources(
         session,
         owner_id=principal.owner_filter,
@@ -71,45 +82,56 @@ async def list_sources(
     )
     counts = await sources.count_posts(session, [source.id for source in page.items])
     return PageOut[SourceOut](
-        items=[_out(source, counts[source.id]) for source in page.items],
+        items=[_out(source, counts[source.id], runtime.secret_key) for source in page.items],
         next_cursor=page.next_cursor,
     )
 
 
 @router.get("/{source_id}")
 async def get_source(
-    source_id: SourceId, principal: CurrentPrincipal, session: SessionDep
+    source_id: SourceId, principal: CurrentPrincipal, runtime: RuntimeDep, session: SessionDep
 ) -> SourceOut:
     """One source with its health: last poll, last success, last error, failures, next poll."""
     source = await sources.get_source(session, source_id, owner_id=principal.owner_filter)
     counts = await sources.count_posts(session, [source.id])
-    return _out(source, counts[source.id])
+    return _out(source, counts[source.id], runtime.secret_key)
 
 
-@router.patch("/{source_id}")
+@router.patch("/{source_id}", responses=error_responses(409))
 async def update_source(
-    source_id: SourceId, body: SourceUpdate, principal: CurrentPrincipal, session: SessionDep
+    source_id: SourceId,
+    body: SourceUpdate,
+    principal: CurrentPrincipal,
+    runtime: RuntimeDep,
+    session: SessionDep,
 ) -> SourceOut:
-    """Change name, config, enabled or poll_interval_s; a changed config is polled afresh."""
+    """Change name, config, enabled or poll_interval_s; a changed config is polled afresh.
+
+    Secret options left out of a new config, or sent back masked, keep their stored values.
+    """
     source = await sources.get_source(session, source_id, owner_id=principal.owner_filter)
-    before = _audited(source)
-    source = await sources.update_source(
-        session, source_id, body.model_dump(exclude_unset=True), owner_id=principal.owner_filter
+    before = _audited(source, runtime.secret_key)
+    source = await change_source(
+        session,
+        source_id,
+        body.model_dump(exclude_unset=True),
+        owner_id=principal.owner_filter,
+        secret_key=runtime.secret_key,
     )
-    await record_audit(
-        session, principal.user, "update", "source", source.id, before, _audited(source)
-    )
+    after = _audited(source, runtime.secret_key)
+    await record_audit(session, principal.user, "update", "source", source.id, before, after)
     await session.commit()
     counts = await sources.count_posts(session, [source.id])
-    return _out(source, counts[source.id])
+    return _out(source, counts[source.id], runtime.secret_key)
 
 
 @router.delete("/{source_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_source(
-    source_id: SourceId, principal: CurrentPrincipal, session: SessionDep
+    source_id: SourceId, principal: CurrentPrincipal, runtime: RuntimeDep, session: SessionDep
 ) -> None:
-    """Delete a source together with its posts and jobs."""
-    before = _audited(await sources.get_source(session, source_id, owner_id=principal.owner_filter))
+    """Remove a source: it is no longer polled or listed; its posts stay in your archive."""
+    source = await sources.get_source(session, source_id, owner_id=principal.owner_filter)
+    before = _audited(source, runtime.secret_key)
     await sources.delete_source(session, source_id, owner_id=principal.owner_filter)
     await record_audit(session, principal.user, "delete", "source", source_id, before, None)
     await session.commit()
@@ -137,9 +159,15 @@ async def poll_source(
     return JobOut.model_validate(job)
 
 
-def _audited(source: Source) -> dict[str, Any]:
-    return snapshot(source, exclude=_NOT_AUDITED)
+def _audited(source: Source, secret_key: str) -> dict[str, Any]:
+    return {
+        **snapshot(source, exclude=_NOT_AUDITED),
+        "config": shown_source_config(source, secret_key),
+    }
 
 
-def _out(source: Source, post_count: int) -> SourceOut:
-    return SourceOut.model_validate(source).model_copy(update={"post_count": post_count})
+def _out(source: Source, post_count: int, secret_key: str) -> SourceOut:
+    # The sealed config read from the row is replaced before anything reaches the wire.
+    return SourceOut.model_validate(source).model_copy(
+        update={"config": shown_source_config(source, secret_key), "post_count": post_count}
+    )

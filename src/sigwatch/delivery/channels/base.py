@@ -1,8 +1,9 @@
 """The contract every channel kind implements, and how a receiver's HTTP answer is judged.
 
 A channel kind is a class with a ``kind`` name, a pydantic ``Options`` model validated from the
-channel's stored config, and ``async send(message) -> DeliveryReceipt``. Options fields typed
-``SecretStr`` are the channel's secrets: encrypted at rest, masked when shown. ``send`` raises
+channel's stored config, and ``async send(message) -> DeliveryReceipt``. Options values typed
+``SecretStr`` (at any depth) are the channel's secrets: :mod:`sigwatch.kinds` encrypts them at
+rest and masks them when shown, as it does for source kinds. ``send`` raises
 :class:`~sigwatch.errors.TransientDeliveryError` when a retry may succeed and
 :class:`~sigwatch.errors.PermanentDeliveryError` when only the user can fix the channel.
 """
@@ -12,15 +13,14 @@ from __future__ import annotations
 import json
 import math
 import re
-import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
-from typing import Any, ClassVar, Protocol, Union, get_args, get_origin
+from typing import Any, ClassVar, Protocol
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel
 
 from sigwatch.delivery.message import AlertMessage
 from sigwatch.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
@@ -49,20 +49,6 @@ class Channel(Protocol):
     async def send(self, message: AlertMessage) -> DeliveryReceipt:
         """Deliver ``message`` once; raise Transient- or PermanentDeliveryError on failure."""
         ...
-
-
-def secret_fields(options: type[BaseModel]) -> tuple[str, ...]:
-    """Names of the fields of ``options`` typed ``SecretStr`` (optional or not)."""
-    names = []
-    for name, info in options.model_fields.items():
-        annotation = info.annotation
-        if annotation is SecretStr:
-            names.append(name)
-        elif get_origin(annotation) in (Union, types.UnionType) and SecretStr in get_args(
-            annotation
-        ):
-            names.append(name)
-    return tuple(names)
 
 
 def error_for_answer(

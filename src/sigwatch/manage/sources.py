@@ -1,0 +1,96 @@
+"""Adding, changing and showing sources: options validated and sealed by the kind's registry.
+
+A source's secret options (an RSS feed's Authorization header, a future X bearer token) are
+sealed before they reach the database and come back masked from :func:`shown_source_config`;
+only the worker opens them (``sigwatch.sources.registry.open_source``). The kind also says what
+the source's address is (its ``origin``), so one owner cannot add the same feed twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sigwatch.db import sources as rows
+from sigwatch.db.models import Source as SourceRow
+from sigwatch.errors import ConfigError, InvalidInput
+from sigwatch.kinds import dump_clear
+from sigwatch.sources.registry import SOURCE_REGISTRY, options_origin
+
+
+async def create_source(
+    session: AsyncSession,
+    *,
+    owner_id: int | None,
+    kind: str,
+    name: str,
+    config: Mapping[str, Any],
+    secret_key: str,
+    enabled: bool = True,
+    poll_interval_s: int = 300,
+) -> SourceRow:
+    """Add a source, due for polling now, its secrets sealed.
+
+    InvalidInput for an unknown kind, InvalidOptions naming each bad option, Conflict naming the
+    source when the owner already has this kind and address.
+    """
+    _check_kind(kind)
+    options = SOURCE_REGISTRY.validate(kind, config)
+    clear = dump_clear(options)
+    return await rows.create_source(
+        session,
+        owner_id=owner_id,
+        kind=kind,
+        name=name,
+        config=SOURCE_REGISTRY.seal(kind, clear, secret_key),
+        origin=options_origin(options),
+        enabled=enabled,
+        poll_interval_s=poll_interval_s,
+    )
+
+
+async def update_source(
+    session: AsyncSession,
+    source_id: int,
+    changes: Mapping[str, Any],
+    *,
+    owner_id: int | None,
+    secret_key: str,
+) -> SourceRow:
+    """Change name, config, enabled or poll_interval_s; a changed config is polled afresh.
+
+    A config given replaces the stored one, except that a secret option left out, or sent back
+    masked as it was shown, keeps its stored value (null removes an optional secret).
+    """
+    changes = dict(changes)
+    if "config" in changes:
+        source = await rows.get_source(session, source_id, owner_id=owner_id)
+        given = SOURCE_REGISTRY.keep_stored_secrets(
+            source.kind, dict(changes.pop("config")), source.config, secret_key
+        )
+        options = SOURCE_REGISTRY.validate(source.kind, given)
+        clear = dump_clear(options)
+        if clear != _stored_clear(source, secret_key):
+            changes["config"] = SOURCE_REGISTRY.seal(source.kind, clear, secret_key)
+            changes["origin"] = options_origin(options)
+    return await rows.update_source(session, source_id, changes, owner_id=owner_id)
+
+
+def shown_source_config(source: SourceRow, secret_key: str) -> dict[str, Any]:
+    """The source's config as people may see it: every secret option masked."""
+    return SOURCE_REGISTRY.shown(source.kind, source.config, secret_key)
+
+
+def _stored_clear(source: SourceRow, secret_key: str) -> dict[str, Any] | None:
+    """The stored config opened, or None when it cannot be (then any new config is a change)."""
+    try:
+        return SOURCE_REGISTRY.open(source.kind, source.config, secret_key)
+    except ConfigError:  # a changed key or a kind no longer registered
+        return None
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in SOURCE_REGISTRY.kinds:
+        raise InvalidInput("kind", SOURCE_REGISTRY.unknown_kind_message(kind))
