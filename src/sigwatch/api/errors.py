@@ -4,6 +4,10 @@ Routes raise domain errors (:mod:`sigwatch.errors`); the handlers here give each
 body in FastAPI's own validation shape where a field is at fault::
 
     {"detail": [{"loc": ["body", "config", "url"], "msg": "...", "type": "value_error"}]}
+
+The caller's input (``InvalidInput``, and ``InvalidOptions`` for a kind's options, one entry per
+bad option) is a 422 naming the field. ``ConfigError`` is answered as bad options too, because
+the kind registries still raise it for them.
 """
 
 from __future__ import annotations
@@ -18,7 +22,15 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from sigwatch.errors import AuthError, ConfigError, Conflict, Forbidden, InvalidInput, NotFound
+from sigwatch.errors import (
+    AuthError,
+    ConfigError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    InvalidOptions,
+    NotFound,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +41,7 @@ def register_error_handlers(app: FastAPI) -> None:
     """Install the handlers that map domain and validation errors to responses."""
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(InvalidInput, _invalid_input)
+    app.add_exception_handler(InvalidOptions, _invalid_options)
     app.add_exception_handler(ConfigError, _config_error)
     app.add_exception_handler(NotFound, _status(404))
     app.add_exception_handler(Conflict, _status(409))
@@ -78,6 +91,21 @@ async def _invalid_input(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InvalidInput)
     return validation_error(
         [{"loc": _location(request, exc.field), "msg": exc.message, "type": "value_error"}]
+    )
+
+
+async def _invalid_options(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidOptions)
+    # Options are always sent in the body, under "config", whatever the route's method.
+    return validation_error(
+        [
+            {
+                "loc": ["body", "config", *problem.location],
+                "msg": problem.message,
+                "type": problem.type,
+            }
+            for problem in exc.problems
+        ]
     )
 
 
