@@ -329,6 +329,21 @@ async def test_slack_web_api_errors_inside_a_200_are_judged_by_their_code(
     assert api.received[0].path == "/api/chat.postMessage"
 
 
+async def test_slack_web_api_rate_limit_inside_a_200_keeps_its_retry_after(
+    start_receiver, monkeypatch, make_message
+):
+    api = start_receiver(FakeSlack())
+    api.reply(json_reply(200, {"ok": False, "error": "ratelimited"}, {"Retry-After": "45"}))
+    monkeypatch.setattr(NotifySlack, "api_url", api.url("/api/{}"))
+
+    with pytest.raises(TransientDeliveryError, match="retrying after 45s as asked") as caught:
+        await channel("slack://xoxb-1234-1234-4ddbc191d40ee098cbaae6f3523ada2d/#general").send(
+            make_message()
+        )
+
+    assert caught.value.retry_after_s == 45.0
+
+
 async def test_a_slow_service_is_a_transient_timeout(telegram, make_message):
     telegram.reply(Reply(200, b"{}", delay_s=3))
 

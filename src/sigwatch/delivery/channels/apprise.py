@@ -30,7 +30,7 @@ from requests.adapters import HTTPAdapter
 
 from sigwatch.delivery.channels.apprise_format import Formatted, format_for
 from sigwatch.delivery.channels.apprise_schemes import plugin_refusal, scheme_refusal
-from sigwatch.delivery.channels.base import DeliveryReceipt, error_for_answer
+from sigwatch.delivery.channels.base import DeliveryReceipt, error_for_answer, retry_after_s
 from sigwatch.delivery.message import AlertMessage
 from sigwatch.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from sigwatch.net.client import OutboundClient
@@ -276,7 +276,14 @@ def _error_for(observation: _Observation, service: str) -> DeliveryError:
         refusal = _api_refusal(answer.body)
         if refusal is not None:
             if refusal in _TRANSIENT_API_ERRORS:
-                return TransientDeliveryError(f"{service} answered {refusal}; retrying later")
+                # A rate limit told in the body may still say when, in Retry-After.
+                wait_s = retry_after_s(answer.headers, answer.body)
+                hint = (
+                    "retrying later" if wait_s is None else f"retrying after {wait_s:g}s as asked"
+                )
+                return TransientDeliveryError(
+                    f"{service} answered {refusal}; {hint}", retry_after_s=wait_s
+                )
             return PermanentDeliveryError(
                 f"{service} refused the message ({refusal}): check the token, channel and "
                 "permissions in the channel's Apprise URL"
