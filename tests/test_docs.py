@@ -6,8 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from sigwatch.config import Settings
-from sigwatch.sources.registry import SOURCE_KINDS
+from sigwatch.delivery.channels.registry import CHANNEL_REGISTRY
+from sigwatch.kinds import options_table
+from sigwatch.sources.registry import SOURCE_KINDS, SOURCE_REGISTRY
 
 ROOT = Path(__file__).parents[1]
 
@@ -31,6 +35,24 @@ def test_every_source_kind_is_documented():
     text = (ROOT / "docs" / "sources.md").read_text()
     for kind in SOURCE_KINDS:
         assert f"## `{kind}`" in text, f"source kind {kind} is missing from docs/sources.md"
+
+
+KIND_DOCS = [("sources.md", SOURCE_REGISTRY, kind) for kind in SOURCE_REGISTRY.names()] + [
+    ("channels.md", CHANNEL_REGISTRY, kind) for kind in CHANNEL_REGISTRY.names()
+]
+
+
+@pytest.mark.parametrize(("page", "registry", "kind"), KIND_DOCS)
+def test_every_kind_has_its_generated_options_table_under_its_heading(page, registry, kind):
+    text = (ROOT / "docs" / page).read_text()
+    heading = text.index(f"## `{kind}`")
+    start = text.index(f"<!-- generated:options:{kind}:start -->")
+    next_heading = text.find("\n## ", heading + 1)
+    assert heading < start < (next_heading if next_heading >= 0 else len(text))
+    table = options_table(registry.plugin(kind).Options)
+    assert table in text, f"the {kind} options table in docs/{page} is stale: run `make docs`"
+    for secret in registry.secret_fields(kind):
+        assert f"| `{secret}` | " in table and "secret" in table
 
 
 def test_readme_names_the_two_commands():

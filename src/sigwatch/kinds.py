@@ -166,6 +166,58 @@ class KindRegistry(Generic[K]):
         return _map_model(self.plugin(kind).Options, dict(config), change)
 
 
+@dataclass(frozen=True, slots=True)
+class KindOption:
+    """One option of a kind as people read it: name, JSON type, required, secret, default."""
+
+    name: str
+    type: str
+    required: bool
+    secret: bool
+    default: Any
+    description: str
+
+
+def options_of(options: type[BaseModel]) -> list[KindOption]:
+    """The options of ``options`` in declaration order, read from its JSON Schema."""
+    schema = options.model_json_schema()
+    required = set(schema.get("required", ()))
+    secrets = set(secret_fields(options))
+    return [
+        KindOption(
+            name=name,
+            type=_json_type(prop),
+            required=name in required,
+            secret=name in secrets,
+            default=prop.get("default"),
+            description=" ".join(str(prop.get("description", "")).split()),
+        )
+        for name, prop in schema.get("properties", {}).items()
+    ]
+
+
+def options_table(options: type[BaseModel]) -> str:
+    """The Markdown table of the options of ``options``, as the docs show it."""
+    lines = ["| option | type | required | default | description |", "|---|---|---|---|---|"]
+    for option in options_of(options):
+        kind = f"{option.type}, secret" if option.secret else option.type
+        shown = "" if option.default is None or option.secret else f"`{option.default}`"
+        required = "yes" if option.required else "no"
+        description = option.description.replace("|", "\\|")
+        lines.append(f"| `{option.name}` | {kind} | {required} | {shown} | {description} |")
+    return "\n".join(lines) + "\n"
+
+
+def _json_type(prop: Mapping[str, Any]) -> str:
+    if "anyOf" in prop:
+        types_ = [_json_type(choice) for choice in prop["anyOf"] if choice.get("type") != "null"]
+        return " or ".join(types_) or "null"
+    kind = str(prop.get("type", "object"))
+    if kind == "array" and isinstance(prop.get("items"), Mapping):
+        return f"array of {_json_type(prop['items'])}"
+    return kind
+
+
 def dump_clear(options: BaseModel) -> dict[str, Any]:
     """``options`` as a JSON object with every secret readable (pydantic would mask them)."""
     return dict(to_jsonable_python(_reveal(options.model_dump())))
