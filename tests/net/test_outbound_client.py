@@ -245,6 +245,25 @@ async def test_refused_connection_raises_a_retryable_transport_error(client):
     assert caught.value.retryable
 
 
+async def test_a_host_that_does_not_resolve_raises_a_transport_error(make_client):
+    client = make_client()
+
+    with pytest.raises(TransportError, match="could not connect to feed.invalid") as caught:
+        await client.get("http://feed.invalid/rss.xml")
+
+    assert caught.value.retryable
+
+
+async def test_a_failed_tls_handshake_raises_a_transport_error(server, client):
+    server.serve("/feed", b"plain http only")
+
+    # The server speaks plain HTTP, so the TLS handshake fails.
+    with pytest.raises(TransportError) as caught:
+        await client.get(f"https://127.0.0.1:{server.port}/feed")
+
+    assert caught.value.retryable and "127.0.0.1" in str(caught.value)
+
+
 @pytest.mark.parametrize(
     "url", ["ftp://example.com/feed", "file:///etc/passwd", "javascript:alert(1)", "gopher://x/"]
 )
