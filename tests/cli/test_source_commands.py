@@ -143,8 +143,9 @@ def test_pause_and_resume_stop_and_restart_polling(cli, server):
     assert cli("source", "add", "rss", url).exit_code == 0
     assert cli("source", "pause", "1").exit_code == 0
     assert "paused" in cli("source", "list").output
-    polled = cli("collect", "--all")
-    assert "polled 0 sources" in polled.output
+    assert "polled 0 sources" in cli("collect", "--all").output
+    asked = cli("collect", "--source", "1")
+    assert asked.exit_code == 1 and "sigwatch source resume 1" in asked.output
     assert cli("source", "resume", "1").exit_code == 0
     assert "paused" not in cli("source", "list").output
     assert "polled 1 sources: 1 new posts" in cli("collect", "--all").output

@@ -58,7 +58,7 @@ def collect(
 
 async def _collect(settings: Settings, source_ids: list[int] | None) -> list[Any]:
     from sigwatch.db.sources import get_source
-    from sigwatch.errors import NotFound
+    from sigwatch.errors import Conflict, NotFound
 
     async with open_database(settings) as sessions:
         if source_ids is not None:
@@ -66,12 +66,17 @@ async def _collect(settings: Settings, source_ids: list[int] | None) -> list[Any
             async with sessions() as session:
                 for source_id in source_ids:
                     try:
-                        await get_source(session, source_id, owner_id=None)
+                        found = await get_source(session, source_id, owner_id=None)
                     except NotFound:
                         raise NotFound(
                             f"no source with id {source_id}: `sigwatch source list` shows the "
                             "sources there are"
                         ) from None
+                    if not found.enabled:
+                        raise Conflict(
+                            f"source {source_id} is paused: resume it with `sigwatch source "
+                            f"resume {source_id}`, then collect it"
+                        )
         from sigwatch.worker.runner import collect_once
 
         with Progress(

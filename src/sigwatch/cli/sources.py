@@ -349,12 +349,14 @@ def source_remove(
     source_id: SourceId,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Remove a source: it is no longer polled."""
+    """Remove a source: it is no longer polled or listed; its archived posts stay."""
     if not yes:
         typer.confirm(f"remove source {source_id}?", abort=True, err=True)
     settings = cli_settings()
     name = run(_source_remove(settings, source_id))
-    console.print(f"source {source_id} removed: {name}", highlight=False)
+    console.print(
+        f"source {source_id} removed: {name}; its posts stay in the archive", highlight=False
+    )
 
 
 async def _source_remove(settings: Settings, source_id: int) -> str:
