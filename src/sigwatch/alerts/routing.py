@@ -12,21 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.alerts.lifecycle import AlertChange
 from sigwatch.alerts.stories import URGENCY_ORDER
 from sigwatch.db.alerts import AlertShown, shown, visible_source_ids
-from sigwatch.db.models import Channel, Entity, Silence, Subscription, User
+from sigwatch.db.entities import tags_by_entity_id
+from sigwatch.db.models import Silence, Subscription
 from sigwatch.db.outbox import enqueue_delivery
-
-
-@dataclass(frozen=True, slots=True)
-class _Subscriber:
-    subscription: Subscription
-    owner: User
-    channel_ids: tuple[int, ...]
+from sigwatch.db.subscriptions import active_subscriptions, running_silences
 
 
 def matches(
@@ -106,30 +100,6 @@ def _notice(seen: _Seen, subscription: Subscription, matched_before: bool) -> st
     return "updated" if rose else None
 
 
-async def _subscribers(session: AsyncSession) -> list[_Subscriber]:
-    rows = await session.execute(
-        select(Subscription, User)
-        .join(User, User.id == Subscription.owner_id)
-        .where(Subscription.enabled.is_(True), User.is_active.is_(True))
-    )
-    enabled_channels = {
-        (channel.id, channel.owner_id)
-        for channel in (await session.scalars(select(Channel).where(Channel.enabled.is_(True))))
-    }
-    return [
-        _Subscriber(
-            subscription,
-            owner,
-            tuple(
-                channel_id
-                for channel_id in subscription.channel_ids
-                if (channel_id, owner.id) in enabled_channels
-            ),
-        )
-        for subscription, owner in rows.all()
-    ]
-
-
 async def route_changes(
     session: AsyncSession, changes: Sequence[AlertChange], *, now: datetime
 ) -> int:
@@ -137,15 +107,13 @@ async def route_changes(
     changes = [change for change in changes if change.kind != "repeated"]
     if not changes:
         return 0
-    subscribers = await _subscribers(session)
+    subscribers = await active_subscriptions(session)
     if not subscribers:
         return 0
-    silences = list(await session.scalars(select(Silence).where(Silence.until > now)))
-    entity_ids = {change.alert.entity_id for change in changes if change.alert.entity_id}
-    tags = {
-        entity.id: entity.tags
-        for entity in await session.scalars(select(Entity).where(Entity.id.in_(entity_ids)))
-    }
+    silences = await running_silences(session, now)
+    tags = await tags_by_entity_id(
+        session, {change.alert.entity_id for change in changes if change.alert.entity_id}
+    )
     added = 0
     for change in changes:
         alert = change.alert

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -56,6 +56,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+async def ping_database(engine: AsyncEngine) -> None:
+    """Run the cheapest query there is; raises whatever the driver raises when it cannot."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -77,6 +77,17 @@ async def list_entities(
     return await fetch_id_page(session, stmt, limit)
 
 
+async def tags_by_entity_id(
+    session: AsyncSession, entity_ids: Iterable[int]
+) -> dict[int, list[str]]:
+    """The tags of each of these entities, by id; an id no entity has is left out."""
+    wanted = set(entity_ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(select(Entity.id, Entity.tags).where(Entity.id.in_(wanted)))
+    return {entity_id: list(tags) for entity_id, tags in rows.all()}
+
+
 async def update_entity(
     session: AsyncSession, entity_id: int, changes: Mapping[str, Any]
 ) -> Entity:

@@ -9,7 +9,7 @@ dies are ever repeated.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +18,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sigwatch.db.models import Delivery
+from sigwatch.db.models import Channel, Delivery
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +211,15 @@ async def postpone(
         .values(next_attempt_at=until, lease_owner=None, lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
+
+
+async def channels_by_id(session: AsyncSession, channel_ids: Iterable[int]) -> dict[int, Channel]:
+    """The channels claimed deliveries go to, by id; a channel deleted meanwhile is left out."""
+    wanted = set(channel_ids)
+    if not wanted:
+        return {}
+    rows = await session.scalars(select(Channel).where(Channel.id.in_(wanted)))
+    return {channel.id: channel for channel in rows.all()}
 
 
 async def sent_since(session: AsyncSession, channel_id: int, since: datetime) -> int:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sigwatch.db.models import Channel, Silence, Source, Subscription
+from sigwatch.db.models import Channel, Silence, Source, Subscription, User
 from sigwatch.db.pagination import (
     MAX_INT_ID,
     Page,
@@ -151,6 +152,41 @@ async def delete_subscription(
     await session.delete(subscription)
     await session.flush()
     return subscription
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveSubscription:
+    """An enabled subscription of an active user, with those of its channels that are enabled."""
+
+    subscription: Subscription
+    owner: User
+    channel_ids: tuple[int, ...]
+
+
+async def active_subscriptions(session: AsyncSession) -> list[ActiveSubscription]:
+    """Every subscription that may earn a delivery now: enabled, of an active user."""
+    rows = await session.execute(
+        select(Subscription, User)
+        .join(User, User.id == Subscription.owner_id)
+        .where(Subscription.enabled.is_(True), User.is_active.is_(True))
+        .order_by(Subscription.id)
+    )
+    channels = await session.execute(
+        select(Channel.id, Channel.owner_id).where(Channel.enabled.is_(True))
+    )
+    enabled_channels = {(channel_id, owner_id) for channel_id, owner_id in channels.all()}
+    return [
+        ActiveSubscription(
+            subscription,
+            owner,
+            tuple(
+                channel_id
+                for channel_id in subscription.channel_ids
+                if (channel_id, owner.id) in enabled_channels
+            ),
+        )
+        for subscription, owner in rows.all()
+    ]
 
 
 async def forget_channel(session: AsyncSession, owner_id: int, channel_id: int) -> None:
@@ -292,6 +328,11 @@ async def list_silences(
     if cursor is not None:
         stmt = stmt.where(Silence.id > decode_id_cursor(cursor))
     return await fetch_id_page(session, stmt, limit)
+
+
+async def running_silences(session: AsyncSession, now: datetime) -> list[Silence]:
+    """Every user's silences that have not ended by ``now``."""
+    return list((await session.scalars(select(Silence).where(Silence.until > now))).all())
 
 
 async def delete_silence(

@@ -75,6 +75,11 @@ async def get_user_by_username(session: AsyncSession, username: str) -> User | N
     return (await session.scalars(stmt)).first()
 
 
+async def count_users(session: AsyncSession) -> int:
+    """How many users exist, active or not."""
+    return await session.scalar(select(func.count()).select_from(User)) or 0
+
+
 async def list_users(
     session: AsyncSession, *, cursor: str | None = None, limit: int = 50
 ) -> Page[User]:

@@ -22,12 +22,18 @@ from types import TracebackType
 from typing import Self
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sigwatch.db.alerts import alerts_as_seen
 from sigwatch.db.models import Channel
-from sigwatch.db.outbox import ClaimedDelivery, postpone, record_failure, record_sent, sent_since
+from sigwatch.db.outbox import (
+    ClaimedDelivery,
+    channels_by_id,
+    postpone,
+    record_failure,
+    record_sent,
+    sent_since,
+)
 from sigwatch.db.types import utcnow
 from sigwatch.db.visibility import viewer_ids
 from sigwatch.delivery.channels.base import Channel as Sender
@@ -240,10 +246,7 @@ async def _prepare(session: AsyncSession, jobs: list[_Job]) -> None:
     """Load channels, alerts and evidence for the jobs, apply rate limits, compose messages."""
     deliveries = [delivery for job in jobs for delivery in job.group]
     channel_ids = {delivery.channel_id for delivery in deliveries}
-    channels = {
-        row.id: row
-        for row in await session.scalars(select(Channel).where(Channel.id.in_(channel_ids)))
-    }
+    channels = await channels_by_id(session, channel_ids)
     # What a channel says is what its owner may see: their view of each alert, their evidence.
     viewers = await viewer_ids(session, {channel.owner_id for channel in channels.values()})
     seen = await alerts_as_seen(

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from sigwatch.api.deps import Runtime, RuntimeDep
 from sigwatch.api.schemas import ReadinessOut
+from sigwatch.db.engine import ping_database
 from sigwatch.db.migrate import require_current
 from sigwatch.errors import DatabaseOutOfDate
 from sigwatch.observability.metrics import REGISTRY
@@ -59,8 +59,7 @@ async def metrics() -> Response:
 async def _check_database(runtime: Runtime) -> str | None:
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_S):
-            async with runtime.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
+            await ping_database(runtime.engine)
             if not runtime.schema_checked:
                 # The database was down at startup, so its schema has not been checked yet.
                 await require_current(runtime.engine)
