@@ -6,14 +6,12 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sigwatch.auth import hash_password
 from sigwatch.db.entities import create_entity, get_entity_by_name
-from sigwatch.db.models import User
 from sigwatch.db.sources import create_source, iter_sources, update_source
-from sigwatch.db.users import create_user, get_user_by_username
+from sigwatch.db.users import count_users, create_user, get_user_by_username
 from sigwatch.demo.feeds import DEMO_ENTITIES, DEMO_FEEDS
 
 DEMO_POLL_INTERVAL_S = 10
@@ -31,8 +29,7 @@ async def setup_demo(sessions: async_sessionmaker[AsyncSession], base_url: str) 
     """Make the demo ready; safe to run at every start (it only adds what is missing)."""
     password: str | None = None
     async with sessions.begin() as session:
-        users = await session.scalar(select(func.count()).select_from(User))
-        if not users:
+        if not await count_users(session):
             password = secrets.token_urlsafe(12)
             await create_user(
                 session, username="admin", password_hash=hash_password(password), role="admin"
