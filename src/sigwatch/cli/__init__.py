@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from sigwatch.cli import detection, posts, server
+from sigwatch.cli import detection, posts, server, source_opml
 from sigwatch.cli.alerts import alert_app
 from sigwatch.cli.channels import channel_app
 from sigwatch.cli.config import config_app
@@ -31,6 +31,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
+source_opml.register(source_app)
 app.add_typer(source_app, name="source")
 posts.register(app)
 app.add_typer(alert_app, name="alert")
