@@ -28,8 +28,7 @@ from sigwatch.config import load_settings
 from sigwatch.db.engine import create_engine, session_factory
 from sigwatch.db.migrate import upgrade
 from sigwatch.db.models import Source
-from sigwatch.db.posts import _row, search_terms, store_posts
-from sigwatch.sources.base import CollectedPost
+from sigwatch.db.posts import NewPost, _row, search_terms, store_posts
 
 COLUMNS = (
     "source_id",
@@ -48,10 +47,10 @@ COLUMNS = (
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def make_posts(n: int) -> list[CollectedPost]:
+def make_posts(n: int) -> list[NewPost]:
     """Posts shaped like news items: a title, a paragraph, a link, an author."""
     return [
-        CollectedPost(
+        NewPost(
             external_id=f"https://news.example/article/{i}",
             title=f"Project {i % 977} announces mainnet date and token details, part {i}",
             text=(
@@ -86,7 +85,7 @@ async def bare_insert_postgres(connection: Any, rows: list[tuple[Any, ...]]) -> 
     await connection.executemany(sql, rows)
 
 
-def bare_rows(dialect: str, source_id: int, posts: list[CollectedPost]) -> list[tuple[Any, ...]]:
+def bare_rows(dialect: str, source_id: int, posts: list[NewPost]) -> list[tuple[Any, ...]]:
     """The same values the store writes, in the driver's own parameter types."""
     collected = datetime.now(UTC)
     out = []

@@ -71,11 +71,10 @@ from sigwatch.config import Settings, ensure_secret_key, load_settings
 from sigwatch.db import entities, sources, users
 from sigwatch.db.engine import create_engine, session_factory
 from sigwatch.db.migrate import upgrade
-from sigwatch.db.posts import get_posts_by_ids, store_posts
+from sigwatch.db.posts import NewPost, get_posts_by_ids, store_posts
 from sigwatch.live import load_alert_events, publish_alert_events
 from sigwatch.live.events import wire_event
 from sigwatch.observability.logging import configure_logging
-from sigwatch.sources.base import CollectedPost
 
 SEED_SYLLABLES = "ka lo mi ne ru sa ti vo ze qua bri dor fen gal hux jor kel lum mar nix".split()
 ANNOUNCEMENTS = {
@@ -398,7 +397,7 @@ async def measure_latency(
 
     async def store_one(n: int, name: str, symbol: str, event: str) -> None:
         text = ANNOUNCEMENTS[event].format(A=name, S=symbol)
-        post = CollectedPost(
+        post = NewPost(
             external_id=f"bench-{n}",
             text=text,
             title=text,

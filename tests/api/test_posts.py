@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sigwatch.db.pagination import encode_cursor
-from sigwatch.db.posts import store_posts
-from sigwatch.sources.base import CollectedPost
+from sigwatch.db.posts import NewPost, store_posts
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -25,7 +24,7 @@ async def make_source(client, headers, name="feed"):
 
 async def store(sessions, source_id, count, *, author="reporter", offset=0):
     posts = [
-        CollectedPost(
+        NewPost(
             external_id=f"{source_id}-{n}",
             title=f"headline {n}",
             text=f"token launch number {n}" if n % 2 else f"quiet day {n}",

@@ -8,16 +8,15 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sigwatch.db.models import Source
-from sigwatch.db.posts import list_posts, store_posts
+from sigwatch.db.posts import NewPost, list_posts, store_posts
 from sigwatch.db.sources import count_posts
 from sigwatch.errors import InvalidInput
-from sigwatch.sources.base import CollectedPost
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def post(n: int, text: str = "", **fields: object) -> CollectedPost:
-    return CollectedPost(
+def post(n: int, text: str = "", **fields: object) -> NewPost:
+    return NewPost(
         external_id=f"id-{n}",
         title=f"title {n}",
         text=text or f"body of post {n}",
@@ -79,7 +78,7 @@ async def test_large_batch_spans_several_statements(sessions, source_id):
 
 
 async def test_post_without_date_sorts_by_collection_time(sessions, source_id):
-    undated = CollectedPost(external_id="undated", text="no date here")
+    undated = NewPost(external_id="undated", text="no date here")
     collected = datetime(2026, 5, 5, tzinfo=UTC)
     await store(sessions, source_id, [undated], collected_at=collected)
     async with sessions() as session:
@@ -160,3 +159,45 @@ async def test_search_sees_updated_text_and_forgets_the_old(sessions, source_id)
         old = await list_posts(session, owner_id=None, q="mainnet")
         new = await list_posts(session, owner_id=None, q="airdrop")
     assert old.items == [] and len(new.items) == 1
+
+
+async def test_punctuation_and_underscores_separate_search_words(sessions, source_id):
+    await store(sessions, source_id, [post(1, text="snake_case v2.0 e-mail: USDT/ETH (beta)!")])
+    async with sessions() as session:
+        for q in ("snake", "CASE", "v2", "0", "mail", "eth", "beta", "usdt", "snake_case"):
+            page = await list_posts(session, owner_id=None, q=q)
+            assert [p.external_id for p in page.items] == ["id-1"], q
+        for q in ("snakecase", "v20", "email", "v"):
+            page = await list_posts(session, owner_id=None, q=q)
+            assert page.items == [], q
+
+
+async def test_accented_and_cased_words_are_found_folded(sessions, source_id):
+    await store(sessions, source_id, [post(1, text="Café Élan: ÜBER straße")])
+    async with sessions() as session:
+        for q in ("cafe", "CAFÉ", "elan", "uber", "über"):
+            page = await list_posts(session, owner_id=None, q=q)
+            assert [p.external_id for p in page.items] == ["id-1"], q
+
+
+async def test_a_batch_that_fails_part_way_stores_nothing_and_the_session_recovers(
+    sessions, source_id, request
+):
+    if "postgres" not in request.node.callspec.id:
+        pytest.skip("SQLite stores a NUL character; PostgreSQL text refuses it")
+    # 1,000 posts go to PostgreSQL in several statements; the bad one is in a later one.
+    batch = [post(n) for n in range(1000)]
+    batch[700] = post(700, text="a NUL \x00 character")
+    with pytest.raises(Exception, match="0x00|\\\\u0000|NUL|null character"):
+        await store(sessions, source_id, batch)
+    result = await store(sessions, source_id, [post(n) for n in range(1000)])
+    assert len(result.new_ids) == 1000
+
+
+async def test_posts_stored_in_a_transaction_that_rolls_back_are_not_kept(sessions, source_id):
+    with pytest.raises(RuntimeError, match="after storing"):
+        async with sessions.begin() as session:
+            await store_posts(session, source_id, [post(n) for n in range(300)])
+            raise RuntimeError("the caller fails after storing")
+    async with sessions() as session:
+        assert (await list_posts(session, owner_id=None)).items == []

@@ -28,6 +28,7 @@ from sigwatch.sources.base import FetchResult
 from sigwatch.sources.registry import build_source
 from sigwatch.worker.leases import source_leases
 from sigwatch.worker.poll_backoff import plan_retry
+from sigwatch.worker.posts import to_new_posts
 
 log = structlog.get_logger(__name__)
 
@@ -122,7 +123,7 @@ async def _record_success(
 ) -> PollOutcome:
     warning = "; ".join(result.warnings) or None
     async with sessions.begin() as session:
-        stored = await store_posts(session, claimed.id, result.posts)
+        stored = await store_posts(session, claimed.id, to_new_posts(result.posts))
         changes: list[AlertChange] = []
         if detectors is not None and stored.new_ids:
             changes = await detect_and_record(
