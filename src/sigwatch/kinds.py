@@ -100,6 +100,13 @@ class KindRegistry(Generic[K]):
         """The top-level options of ``kind`` that are or hold secrets."""
         return secret_fields(self.plugin(kind).Options)
 
+    def secret_values(self, kind: str, config: Mapping[str, Any]) -> list[str]:
+        """Every non-empty string in a secret position of ``config``, longest first.
+
+        For scrubbing text that might quote them (an error message, a log line).
+        """
+        return _secret_strings(self.plugin(kind).Options, dict(config))
+
     def seal(self, kind: str, clear: Mapping[str, Any], secret_key: str) -> dict[str, Any]:
         """A clear config with every secret encrypted under ``secret_key``, ready to store."""
         return self._map(kind, clear, lambda value: encrypt_secret(secret_key, value))

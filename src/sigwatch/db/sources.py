@@ -82,12 +82,18 @@ async def find_source_by_origin(
     return await session.scalar(stmt.limit(1))
 
 
-async def get_source(session: AsyncSession, source_id: int, *, owner_id: int | None) -> Source:
-    """The source with this id, if ``owner_id`` may see it and it is not removed; else NotFound."""
+async def get_source(
+    session: AsyncSession, source_id: int, *, owner_id: int | None, include_removed: bool = False
+) -> Source:
+    """The source with this id, if ``owner_id`` may see it; NotFound otherwise.
+
+    A removed source is NotFound too, unless ``include_removed``: its posts stay in the archive,
+    so a search of them by source may still name it.
+    """
     source = await session.get(Source, source_id) if 0 < source_id <= MAX_INT_ID else None
     if (
         source is None
-        or source.deleted_at is not None
+        or (source.deleted_at is not None and not include_removed)
         or (owner_id is not None and source.owner_id != owner_id)
     ):
         raise NotFound(f"no source with id {source_id}")
