@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sigwatch.auth import hash_password
 from sigwatch.db.entities import create_entity, get_entity_by_name
-from sigwatch.db.sources import create_source, iter_sources, update_source
+from sigwatch.db.sources import iter_sources
 from sigwatch.db.users import count_users, create_user, get_user_by_username
 from sigwatch.demo.feeds import DEMO_ENTITIES, DEMO_FEEDS
+from sigwatch.manage.sources import create_source, update_source
 
 DEMO_POLL_INTERVAL_S = 10
 
@@ -25,8 +26,14 @@ class DemoSetup:
     sources: int
 
 
-async def setup_demo(sessions: async_sessionmaker[AsyncSession], base_url: str) -> DemoSetup:
-    """Make the demo ready; safe to run at every start (it only adds what is missing)."""
+async def setup_demo(
+    sessions: async_sessionmaker[AsyncSession], base_url: str, *, secret_key: str = ""
+) -> DemoSetup:
+    """Make the demo ready; safe to run at every start (it only adds what is missing).
+
+    The demo feeds are public and have no secret options, so ``secret_key`` (which would seal
+    them) may be left empty.
+    """
     password: str | None = None
     async with sessions.begin() as session:
         if not await count_users(session):
@@ -47,11 +54,14 @@ async def setup_demo(sessions: async_sessionmaker[AsyncSession], base_url: str) 
                     kind="rss",
                     name=feed.title,
                     config=config,
+                    secret_key=secret_key,
                     poll_interval_s=DEMO_POLL_INTERVAL_S,
                 )
             elif source.config.get("url") != config["url"]:
                 # The demo moved to another port since the last start.
-                await update_source(session, source.id, {"config": config}, owner_id=None)
+                await update_source(
+                    session, source.id, {"config": config}, owner_id=None, secret_key=secret_key
+                )
         for entity in DEMO_ENTITIES:
             if await get_entity_by_name(session, str(entity["name"])) is None:
                 await create_entity(session, **entity)  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ from sigwatch.errors import SigwatchError
 from sigwatch.net.client import OutboundClient
 from sigwatch.observability.metrics import POLL_DURATION, POLLS, POSTS_INGESTED
 from sigwatch.sources.base import FetchResult
-from sigwatch.sources.registry import build_source
+from sigwatch.sources.registry import open_source
 from sigwatch.worker.leases import source_leases
 from sigwatch.worker.poll_backoff import plan_retry
 from sigwatch.worker.posts import to_new_posts
@@ -64,17 +64,26 @@ async def poll_source(
     max_backoff_s: int,
     detectors: DetectorCache | None = None,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    secret_key: str = "",
 ) -> PollOutcome:
     """Fetch ``claimed``; store its posts, their alerts and its health in one transaction.
 
     Detection runs on new posts only, inside the transaction that stores them, so an alert never
     exists without its evidence nor a stored post without its detection. The lease is renewed
-    until the outcome is recorded.
+    until the outcome is recorded. ``secret_key`` opens the source's sealed secret options; a
+    source that has some fails, saying so, when it is not given.
     """
     async with source_leases(sessions, worker_id=worker_id, lease_s=lease_s) as leases:
         leases.hold([claimed.id])
         return await _poll(
-            claimed, client, sessions, worker_id, max_backoff_s, detectors, min_confidence
+            claimed,
+            client,
+            sessions,
+            worker_id,
+            max_backoff_s,
+            detectors,
+            min_confidence,
+            secret_key,
         )
 
 
@@ -86,12 +95,13 @@ async def _poll(
     max_backoff_s: int,
     detectors: DetectorCache | None,
     min_confidence: float,
+    secret_key: str,
 ) -> PollOutcome:
     started = time.perf_counter()
     async with sessions.begin() as session:
         job_ids = await start_queued_jobs(session, claimed.id)
     try:
-        source = build_source(claimed.kind, claimed.config, client)
+        source = open_source(claimed.kind, claimed.config, secret_key=secret_key, client=client)
         result = await source.fetch(claimed.state)
     except SigwatchError as exc:
         return await _record_failure(
