@@ -60,6 +60,7 @@ class Worker:
         self._client = client
         self._idle_tick_s = idle_tick_s
         self._active_client: OutboundClient | None = None
+        self._secret_key = ""  # read when the worker starts: it opens sealed source options
         self._detectors = DetectorCache()
         self._deliveries_due = asyncio.Event()
 
@@ -67,6 +68,7 @@ class Worker:
         """Poll sources and send deliveries until ``stop`` is set, then finish in-flight work."""
         client = self._client or OutboundClient.from_settings(self.settings)
         self._active_client = client
+        self._secret_key = ensure_secret_key(self.settings)
         log.info("worker started", worker_id=self.worker_id)
         try:
             await asyncio.gather(self._run_sources(stop), self._run_deliveries(stop))
@@ -118,7 +120,7 @@ class Worker:
         pipeline = DeliveryPipeline(
             sessions=self.sessions,
             client=self._active_client,
-            secret_key=ensure_secret_key(self.settings),
+            secret_key=self._secret_key,
             worker_id=self.worker_id,
             lease_s=self.settings.lease_s,
             concurrency=self.settings.delivery_concurrency,
@@ -194,6 +196,7 @@ class Worker:
                 max_backoff_s=self.settings.max_backoff_s,
                 detectors=self._detectors,
                 min_confidence=alert_threshold(self.settings),
+                secret_key=self._secret_key,
             )
         except Exception as exc:  # storing failed (database away): the lease expires, poll retried
             log.exception("poll could not be recorded", source_id=source.id)
@@ -252,6 +255,7 @@ async def collect_once(
         on_claimed(claimed)
     active = client or OutboundClient.from_settings(settings)
     detectors = DetectorCache()
+    secret_key = ensure_secret_key(settings)
     semaphore = asyncio.Semaphore(settings.worker_concurrency)
 
     async def one(source: ClaimedSource) -> PollOutcome:
@@ -265,6 +269,7 @@ async def collect_once(
                 max_backoff_s=settings.max_backoff_s,
                 detectors=detectors,
                 min_confidence=alert_threshold(settings),
+                secret_key=secret_key,
             )
         if on_done is not None:
             on_done(outcome)
