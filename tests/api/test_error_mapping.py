@@ -1,4 +1,5 @@
-"""The caller's input is a 422 naming each bad field or option.
+"""Who must act decides the status: the caller's input is a 422 naming the field, the
+deployment's configuration a 500 saying the operator must fix it.
 
 A small app with sigwatch's own handlers and routes that raise each error, so every mapping is
 checked even where no production route raises it yet.
@@ -43,6 +44,10 @@ def _app() -> FastAPI:
                 "webhook", exc.errors(include_input=False), what="channel"
             ) from None
 
+    @app.post("/setting")
+    async def bad_setting() -> None:
+        raise ConfigError("the secret key is empty: set SIGWATCH_SECRET_KEY")
+
     @app.post("/input")
     async def bad_input() -> None:
         raise InvalidInput("name", "must not be blank")
@@ -64,12 +69,12 @@ async def test_invalid_options_are_a_422_naming_every_bad_option(client):
     assert response.json()["detail"] == [
         {
             "loc": ["body", "config", "url"],
-            "msg": "must be an http:// or https:// URL",
+            "msg": "url: must be an http:// or https:// URL",
             "type": "value_error",
         },
         {
             "loc": ["body", "config", "headers", "Authorization"],
-            "msg": "must be one line",
+            "msg": "headers.Authorization: must be one line",
             "type": "value_error",
         },
     ]
@@ -83,6 +88,15 @@ async def test_invalid_options_from_pydantic_keep_location_and_type_but_no_input
     assert problem["loc"] == ["body", "config", "interval_s"]
     assert problem["type"] == "int_parsing"
     assert "often" not in response.text
+
+
+async def test_a_setting_error_is_a_500_that_says_the_operator_must_fix_it(client):
+    response = await client.post("/setting")
+
+    assert response.status_code == 500
+    detail = response.json()["detail"]
+    assert "the server's configuration stopped this request" in detail
+    assert "set SIGWATCH_SECRET_KEY" in detail and "operator" in detail
 
 
 async def test_invalid_input_is_still_a_422_naming_its_field(client):

@@ -5,9 +5,11 @@ body in FastAPI's own validation shape where a field is at fault::
 
     {"detail": [{"loc": ["body", "config", "url"], "msg": "...", "type": "value_error"}]}
 
-The caller's input (``InvalidInput``, and ``InvalidOptions`` for a kind's options, one entry per
-bad option) is a 422 naming the field. ``ConfigError`` is answered as bad options too, because
-the kind registries still raise it for them.
+Who must act decides the status. The caller's input (``InvalidInput``, and ``InvalidOptions``
+for a kind's options, one entry per bad option) is a 422 naming the field. The deployment's
+configuration (``ConfigError``: a missing or unsafe setting, secrets the current key cannot
+open) is a 500 that says what is wrong, since no change to the request fixes it; it is logged
+for the operator.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from sigwatch.errors import (
@@ -96,12 +97,14 @@ async def _invalid_input(request: Request, exc: Exception) -> JSONResponse:
 
 async def _invalid_options(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InvalidOptions)
-    # Options are always sent in the body, under "config", whatever the route's method.
+    # Options are always sent in the body, under "config", whatever the route's method. The
+    # message repeats the option's name, for clients that show only the messages.
     return validation_error(
         [
             {
                 "loc": ["body", "config", *problem.location],
-                "msg": problem.message,
+                "msg": f"{'.'.join(str(part) for part in problem.location) or 'config'}: "
+                f"{problem.message}",
                 "type": problem.type,
             }
             for problem in exc.problems
@@ -109,21 +112,19 @@ async def _invalid_options(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _config_error(_request: Request, exc: Exception) -> JSONResponse:
-    cause = exc.__cause__
-    if isinstance(cause, ValidationError):
-        # Name each bad option, such as config.url, the way a body field is named.
-        return validation_error(
-            [
-                {
-                    "loc": ["body", "config", *error["loc"]],
-                    "msg": error["msg"],
-                    "type": error["type"],
-                }
-                for error in cause.errors(include_url=False)
-            ]
-        )
-    return validation_error([{"loc": ["body", "config"], "msg": str(exc), "type": "value_error"}])
+async def _config_error(request: Request, exc: Exception) -> JSONResponse:
+    # Bad input is InvalidInput/InvalidOptions (a 422); what reaches here is the deployment's:
+    # a setting, or stored secrets the current SIGWATCH_SECRET_KEY cannot open.
+    log.error("server misconfigured", path=request.url.path, error=str(exc))
+    return JSONResponse(
+        {
+            "detail": (
+                f"the server's configuration stopped this request: {exc} "
+                "(the operator has it in the server log)"
+            )
+        },
+        status_code=500,
+    )
 
 
 async def _auth_error(_request: Request, exc: Exception) -> JSONResponse:
