@@ -33,7 +33,7 @@ clients still open but short of events) and exit status 1.
         [--posts 500] [--rate 100] [--gc-freeze] [--round-timeout-s 60]
 
 The last line printed is one JSON object: {"deliveries_per_s", "bare_deliveries_per_s",
-"ratio", "latency_p50_ms", "latency_p99_ms"}.
+"ratio", "latency_p50_ms", "latency_p99_ms", "store_path_p50_ms"}.
 """
 
 from __future__ import annotations
@@ -386,14 +386,17 @@ async def measure_latency(
     posts: int,
     rate: float,
     timeout_s: float,
-) -> list[float]:
+) -> tuple[list[float], list[float]]:
     """Store ``posts`` announcements at ``rate``/s and time each until its alert arrives
-    (every alert within ``timeout_s`` of the last post stored)."""
+    (every alert within ``timeout_s`` of the last post stored); also how long the store path
+    (store, detect, commit, publish) took per post, in ms: above ``1000 / rate`` a backlog
+    builds and the latency grows with every post."""
     await clients.connect(url, 1, True)
     detectors = DetectorCache()
     threshold = alert_threshold(runtime.settings)
     stories = [(p, e) for p in projects for e in ANNOUNCEMENTS][:posts]
     due: dict[tuple[str, str], float] = {}
+    store_ms: list[float] = []
 
     async def store_one(n: int, name: str, symbol: str, event: str) -> None:
         text = ANNOUNCEMENTS[event].format(A=name, S=symbol)
@@ -426,11 +429,13 @@ async def measure_latency(
         delay = slot - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
+        began = time.monotonic()
         await store_one(n, name, symbol, event)
+        store_ms.append((time.monotonic() - began) * 1000)
     await clients.expect(len(stories), timeout_s, f"latency, {len(stories)} posts")
     arrivals = await clients.ask("arrivals", timeout_s=10)
     await clients.ask("close", timeout_s=CLOSE_TIMEOUT_S)
-    return [(at - due[(entity, event)]) * 1000 for entity, event, at in arrivals]
+    return [(at - due[(entity, event)]) * 1000 for entity, event, at in arrivals], store_ms
 
 
 async def fan_out_rate(
@@ -482,7 +487,7 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
                 gc.freeze()
             url = f"ws://127.0.0.1:{port}/api/v1/ws?token={token}"
             try:
-                latencies = await measure_latency(
+                latencies, store_ms = await measure_latency(
                     runtime,
                     clients,
                     url,
@@ -515,6 +520,7 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
         "ratio": round(deliveries / bare, 3),
         "latency_p50_ms": round(statistics.median(latencies), 2),
         "latency_p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
+        "store_path_p50_ms": round(statistics.median(store_ms), 2),
     }
 
 
@@ -581,6 +587,8 @@ if __name__ == "__main__":
     print(
         f"post stored -> client received, {arguments.posts} posts at {arguments.rate:g}/s: "
         f"p50 {result['latency_p50_ms']} ms, p99 {result['latency_p99_ms']} ms "
-        f"({time.monotonic() - started:.0f} s in all)"
+        f"({time.monotonic() - started:.0f} s in all); the store path took "
+        f"{result['store_path_p50_ms']} ms per post (median), "
+        f"{1000 / arguments.rate:g} ms between posts"
     )
     print(json.dumps(result))
