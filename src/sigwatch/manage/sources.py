@@ -84,10 +84,13 @@ def shown_source_config(source: SourceRow, secret_key: str) -> dict[str, Any]:
 
 
 def _stored_clear(source: SourceRow, secret_key: str) -> dict[str, Any] | None:
-    """The stored config opened, or None when it cannot be (then any new config is a change)."""
+    """The stored config opened and normalised as a new one would be, or None when it cannot
+    be (a changed key, a kind no longer registered, options no longer valid): then any config
+    given counts as a change."""
     try:
-        return SOURCE_REGISTRY.open(source.kind, source.config, secret_key)
-    except ConfigError:  # a changed key or a kind no longer registered
+        opened = SOURCE_REGISTRY.open(source.kind, source.config, secret_key)
+        return SOURCE_REGISTRY.clear_config(source.kind, opened)
+    except (ConfigError, InvalidInput):
         return None
 
 
