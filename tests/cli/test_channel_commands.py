@@ -149,3 +149,13 @@ def test_an_unknown_id_is_exit_1_naming_it(cli, admin, command, named):
     result = cli(*command)
     assert result.exit_code == 1, result.output
     assert named in result.output
+
+
+def test_a_channel_timeout_not_shorter_than_the_lease_is_refused(cli, admin):
+    added = cli(
+        "channel", "add", "apprise", "--name", "chat", "--set", "url=-",
+        "--set", "timeout_s=299", input="json://127.0.0.1:9/hook\n",
+    )  # fmt: skip
+    assert added.exit_code != 0
+    assert "timeout_s" in added.output and "SIGWATCH_LEASE_S" in added.output
+    assert "chat" not in cli("channel", "list").output

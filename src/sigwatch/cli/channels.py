@@ -105,6 +105,7 @@ async def _channel_add(
             name=name,
             config=config,
             secret_key=secret_key,
+            lease_s=settings.lease_s,
             rate_limit_per_min=rate_limit,
         )
         after = _audited(channel, secret_key)

@@ -27,16 +27,19 @@ async def create_channel(
     name: str,
     config: Mapping[str, Any],
     secret_key: str,
+    lease_s: float,
     enabled: bool = True,
     rate_limit_per_min: int | None = None,
 ) -> tuple[Channel, dict[str, str]]:
     """Add a channel; returns it and the secrets its kind generated because they were left out.
 
     The generated secrets (such as a webhook's signing secret) are in clear, for showing once.
-    InvalidInput for an unknown kind, InvalidOptions naming each bad option.
+    InvalidInput for an unknown kind or a send timeout not shorter than the workers' ``lease_s``,
+    InvalidOptions naming each bad option.
     """
     _check_kind(kind)
     clear = CHANNEL_REGISTRY.clear_config(kind, config)
+    _check_timeout_fits_lease(clear, lease_s)
     generated = {
         name: clear[name]
         for name in CHANNEL_REGISTRY.secret_fields(kind)
@@ -61,6 +64,7 @@ async def update_channel(
     *,
     owner_id: int | None,
     secret_key: str,
+    lease_s: float,
 ) -> Channel:
     """Change name, enabled, config or rate_limit_per_min (None removes the limit).
 
@@ -75,6 +79,7 @@ async def update_channel(
             channel.kind, dict(changes["config"]), channel.config, secret_key
         )
         clear = CHANNEL_REGISTRY.clear_config(channel.kind, given)
+        _check_timeout_fits_lease(clear, lease_s)
         changes["config"] = CHANNEL_REGISTRY.seal(channel.kind, clear, secret_key)
     return await rows.update_channel(session, channel_id, changes, owner_id=owner_id)
 
@@ -91,3 +96,15 @@ def shown_config(channel: Channel, secret_key: str) -> dict[str, Any]:
 def _check_kind(kind: str) -> None:
     if kind not in CHANNEL_REGISTRY.kinds:
         raise InvalidInput("kind", CHANNEL_REGISTRY.unknown_kind_message(kind))
+
+
+def _check_timeout_fits_lease(config: Mapping[str, Any], lease_s: float) -> None:
+    """Refuse a channel whose own send timeout would outlast the lease on a delivery."""
+    timeout_s = config.get("timeout_s")
+    if isinstance(timeout_s, int | float) and timeout_s >= lease_s:
+        raise InvalidInput(
+            "config.timeout_s",
+            f"must be shorter than the workers' lease (SIGWATCH_LEASE_S={lease_s:g}s), so a "
+            f"slow send never outlasts its claim; give less than {lease_s:g} or raise "
+            "SIGWATCH_LEASE_S",
+        )

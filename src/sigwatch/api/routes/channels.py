@@ -26,7 +26,7 @@ from sigwatch.db.audit import record_audit, snapshot
 from sigwatch.db.models import Channel
 from sigwatch.delivery.compose import channel_test_message
 from sigwatch.delivery.send import send_to_channel
-from sigwatch.errors import ConfigError, DeliveryError, InvalidInput
+from sigwatch.errors import ConfigError, DeliveryError
 from sigwatch.manage.channels import create_channel as add_channel
 from sigwatch.manage.channels import shown_config
 from sigwatch.manage.channels import update_channel as change_channel
@@ -49,10 +49,10 @@ async def create_channel(
         name=body.name,
         config=body.config,
         secret_key=runtime.secret_key,
+        lease_s=runtime.settings.lease_s,
         enabled=body.enabled,
         rate_limit_per_min=body.rate_limit_per_min,
     )
-    _check_timeout_fits_lease(channel, runtime.settings.lease_s)
     after = _audited(channel, runtime.secret_key)
     await record_audit(session, principal.user, "create", "channel", channel.id, None, after)
     await session.commit()
@@ -109,8 +109,8 @@ async def update_channel(
         body.model_dump(exclude_unset=True),
         owner_id=principal.owner_filter,
         secret_key=runtime.secret_key,
+        lease_s=runtime.settings.lease_s,
     )
-    _check_timeout_fits_lease(channel, runtime.settings.lease_s)
     after = _audited(channel, runtime.secret_key)
     await record_audit(session, principal.user, "update", "channel", channel.id, before, after)
     await session.commit()
@@ -178,14 +178,3 @@ def _out(channel: Channel, secret_key: str) -> ChannelOut:
         created_at=channel.created_at,
         updated_at=channel.updated_at,
     )
-
-
-def _check_timeout_fits_lease(channel: Channel, lease_s: int) -> None:
-    """Refuse a channel whose own send timeout would outlast the lease on a delivery."""
-    timeout_s = channel.config.get("timeout_s")
-    if isinstance(timeout_s, int | float) and timeout_s >= lease_s:
-        raise InvalidInput(
-            "config.timeout_s",
-            f"must be shorter than the workers' lease (SIGWATCH_LEASE_S={lease_s}s), so a slow "
-            f"send never outlasts its claim; give less than {lease_s} or raise SIGWATCH_LEASE_S",
-        )
