@@ -97,7 +97,13 @@ async def test_a_removed_source_is_not_polled_or_listed_and_its_posts_stay_searc
     assert (await client.get("/api/v1/sources", headers=alice)).json()["items"] == []
     found = await client.get("/api/v1/posts", params={"q": "Helix"}, headers=alice)
     assert [post["title"] for post in found.json()["items"]] == ["Helix mainnet launch date set"]
+    by_source = await client.get("/api/v1/posts", params={"source_id": source["id"]}, headers=alice)
+    assert by_source.status_code == 200 and len(by_source.json()["items"]) == 1
     assert (await client.get("/api/v1/posts", headers=accounts.bob.headers)).json()["items"] == []
+    hidden = await client.get(
+        "/api/v1/posts", params={"source_id": source["id"]}, headers=accounts.bob.headers
+    )
+    assert hidden.status_code == 404
 
     again = await add(client, alice, url)
     assert again.status_code == 201 and again.json()["id"] > source["id"]

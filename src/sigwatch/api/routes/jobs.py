@@ -25,7 +25,9 @@ async def get_job(job_id: JobId, principal: CurrentPrincipal, session: SessionDe
         visible = job.requested_by == principal.user.id
         if not visible and job.source_id is not None:
             try:
-                await sources.get_source(session, job.source_id, owner_id=principal.user.id)
+                await sources.get_source(
+                    session, job.source_id, owner_id=principal.user.id, include_removed=True
+                )
                 visible = True
             except NotFound:
                 pass

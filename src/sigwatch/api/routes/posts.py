@@ -46,8 +46,11 @@ async def list_posts(
 ) -> PageOut[PostOut]:
     """Posts of your sources (of all sources for admins), newest first."""
     if source_id is not None:
-        # A source the caller cannot see is a 404, not an empty list that hides the mistake.
-        await sources.get_source(session, source_id, owner_id=principal.owner_filter)
+        # A source the caller cannot see is a 404, not an empty list that hides the mistake;
+        # a removed one's posts stay in the archive.
+        await sources.get_source(
+            session, source_id, owner_id=principal.owner_filter, include_removed=True
+        )
     page = await posts.list_posts(
         session,
         owner_id=principal.owner_filter,
