@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
 from alembic import op
@@ -101,20 +102,30 @@ def _fill_origins(bind: sa.Connection) -> None:
 
 
 def _origin(kind: str, config: dict[str, Any]) -> str:
-    """The origin the kind gives this config, even when the config no longer validates."""
-    from sigwatch.errors import ConfigError
-    from sigwatch.sources.registry import SOURCE_KINDS, options_origin, source_origin
+    """The origin of a source as sigwatch 0006 normalised it, frozen here.
 
+    A migration must give the same answer whatever later code does, so this copies the rule of
+    the one kind there was (an RSS feed's URL: scheme and host lower-cased, default port and
+    fragment dropped, a trailing slash removed) instead of asking the kind's code.
+    """
+    url = config.get("url")
+    if kind != "rss" or not isinstance(url, str):
+        return json.dumps(config, sort_keys=True, separators=(",", ":"))
     try:
-        return source_origin(kind, config)
-    except ConfigError:
-        pass
-    if kind in SOURCE_KINDS:
-        try:
-            return options_origin(SOURCE_KINDS[kind].Options.model_construct(**config))
-        except Exception:  # a config too broken to read: its stored text is its origin
-            pass
-    return json.dumps(config, sort_keys=True, separators=(",", ":"))
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a URL too broken to read: its stored text is its origin
+        return url
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and port != {"http": 80, "https": 443}.get(scheme):
+        host = f"{host}:{port}"
+    path = parts.path or "/"
+    if len(path) > 1:
+        path = path.rstrip("/") or "/"
+    return urlunsplit((scheme, host, path, parts.query, ""))
 
 
 def downgrade() -> None:
