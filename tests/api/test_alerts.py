@@ -204,3 +204,34 @@ async def test_watchlist_yaml_import_and_export(client, accounts, story):
     refused = await client.put("/api/v1/watchlist", content=bad, headers=headers)
     assert refused.status_code == 422
     assert "line 3" in json.dumps(refused.json()) and "colour" in json.dumps(refused.json())
+
+
+async def test_one_feed_added_by_two_users_is_one_source_not_corroboration(
+    client, accounts, settings, sessions, server
+):
+    await client.post(
+        "/api/v1/entities",
+        json={"name": "Nebula Protocol", "aliases": ["Nebula"], "symbols": ["NEB"]},
+        headers=accounts.admin.headers,
+    )
+    url = server.serve("/shared.xml", rss_feed([NEBULA_A], link="https://wire.example"))
+    ids = []
+    for who in ("alice", "bob"):
+        created = await client.post(
+            "/api/v1/sources",
+            json={"kind": "rss", "name": who, "config": {"url": url}},
+            headers=getattr(accounts, who).headers,
+        )
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["id"])
+    allowed = settings.model_copy(update={"allowed_private_networks": ["127.0.0.1/32"]})
+    assert all(o.ok for o in await collect_once(allowed, sessions, ids))
+
+    (nebula,) = await alerts_of(client, accounts.admin)
+    detail = (
+        await client.get(f"/api/v1/alerts/{nebula['id']}", headers=accounts.admin.headers)
+    ).json()
+    assert nebula["evidence_count"] == 2  # both copies' posts are kept as evidence
+    assert nebula["source_count"] == 1  # but they are one origin
+    assert nebula["confidence"] == max(item["confidence"] for item in detail["evidence"])
+    assert detail["lead_time_s"] is None

@@ -42,7 +42,7 @@ class BacktestAlert:
     @property
     def confidence(self) -> float:
         """The story's corroborated confidence."""
-        return corroborated_confidence(self.best_per_source)
+        return corroborated_confidence(self.best_per_source.values())
 
 
 @dataclass

@@ -101,7 +101,7 @@ async def record_detection(session: AsyncSession, record: DetectionRecord) -> Al
                 entity_id=record.entity_id,
                 event=record.event,
                 status="new",
-                confidence=corroborated_confidence({post.source_id: record.confidence}),
+                confidence=corroborated_confidence([record.confidence]),
                 urgency=record.urgency,
                 event_time=record.event_time,
                 title=record.title,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -56,13 +56,14 @@ def is_near_duplicate(fingerprint: str, others: Iterable[str]) -> bool:
     return any(hamming(fingerprint, other) <= NEAR_DUPLICATE_BITS for other in others)
 
 
-def corroborated_confidence(best_per_source: Mapping[int, float]) -> float:
+def corroborated_confidence(best_per_source: Iterable[float]) -> float:
     """Confidence of a story from independent sources: 1 - prod(1 - c), one best c per source.
 
-    Evidence from the same source is not independent, so only its strongest detection counts.
+    Evidence from the same source is not independent, so only its strongest detection counts;
+    what one source is (an origin: the same feed added twice is one) is the caller's to say.
     """
     doubt = 1.0
-    for confidence in best_per_source.values():
+    for confidence in best_per_source:
         doubt *= 1.0 - min(max(confidence, 0.0), 1.0)
     return round(min(MAX_CONFIDENCE, 1.0 - doubt), 4)
 
@@ -80,6 +81,8 @@ class EvidenceFacts:
     """What a story's summary reads of one piece of its evidence."""
 
     source_id: int
+    #: What the source reads (a feed's normalised address): copies of one feed are one origin.
+    origin: str
     published_at: datetime
     confidence: float
     urgency: str
@@ -105,25 +108,26 @@ def summarise_story(evidence: Sequence[EvidenceFacts]) -> StorySummary:
     """Summarise a non-empty story from its evidence, earliest first.
 
     The same function serves the whole story and each user's view of it (their evidence only),
-    so a view can never say more than the posts its user may see.
+    so a view can never say more than the posts its user may see. Sources are counted by
+    origin: the same feed added by two users (or twice) corroborates nothing, it is one source.
     """
-    best: dict[int, float] = {}
-    first_seen: dict[int, datetime] = {}
+    best: dict[str, float] = {}
+    first_seen: dict[str, tuple[datetime, int]] = {}
     for item in evidence:
-        best[item.source_id] = max(best.get(item.source_id, 0.0), item.confidence)
-        first_seen.setdefault(item.source_id, item.published_at)
-    order = sorted(first_seen.items(), key=lambda pair: pair[1])
+        best[item.origin] = max(best.get(item.origin, 0.0), item.confidence)
+        first_seen.setdefault(item.origin, (item.published_at, item.source_id))
+    order = sorted(first_seen.values())
     urgency = evidence[0].urgency
     for item in evidence[1:]:
         urgency = most_urgent(urgency, item.urgency)
     return StorySummary(
-        confidence=corroborated_confidence(best),
+        confidence=corroborated_confidence(best.values()),
         urgency=urgency,
         event_time=next((item.event_time for item in evidence if item.event_time), None),
-        first_source_id=order[0][0],
-        first_seen_at=order[0][1],
+        first_source_id=order[0][1],
+        first_seen_at=order[0][0],
         last_evidence_at=max(item.published_at for item in evidence),
-        lead_time_s=(order[1][1] - order[0][1]).total_seconds() if len(order) > 1 else None,
+        lead_time_s=(order[1][0] - order[0][0]).total_seconds() if len(order) > 1 else None,
         source_count=len(best),
         evidence_count=len(evidence),
     )

@@ -12,7 +12,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, null, or_, select, text, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    cast,
+    exists,
+    func,
+    null,
+    or_,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.models import (
@@ -162,12 +175,14 @@ async def has_evidence_from_post(session: AsyncSession, alert_id: int, post_id: 
 
 async def evidence_facts(
     session: AsyncSession, alert_id: int, viewer_id: int | None
-) -> list[tuple[int, datetime, float, str, datetime | None]]:
-    """(source id, published at, confidence, urgency, event time) of each piece of the alert's
-    evidence that ``viewer_id`` may see (None: all), earliest first."""
+) -> list[tuple[int, str, datetime, float, str, datetime | None]]:
+    """(source id, source origin, published at, confidence, urgency, event time) of each piece
+    of the alert's evidence that ``viewer_id`` may see (None: all), earliest first. A source
+    without an origin is its own."""
     rows = await session.execute(
         select(
             AlertEvidence.source_id,
+            func.coalesce(Source.origin, "source:" + cast(Source.id, String)),
             AlertEvidence.published_at,
             AlertEvidence.confidence,
             AlertEvidence.urgency,
@@ -177,7 +192,7 @@ async def evidence_facts(
         .where(AlertEvidence.alert_id == alert_id, source_visible_to(viewer_id))
         .order_by(AlertEvidence.published_at, AlertEvidence.id)
     )
-    return [(row[0], row[1], row[2], row[3], row[4]) for row in rows.all()]
+    return [(row[0], row[1], row[2], row[3], row[4], row[5]) for row in rows.all()]
 
 
 async def add_alert(session: AsyncSession, alert: Alert) -> Alert:
