@@ -238,3 +238,10 @@ def test_a_hard_backoff_is_never_shorter_than_the_poll_interval():
 
     assert plan.delay_s >= 86400 * 0.9
     assert plan.note is not None and " h until it is fixed" in plan.note  # about a day
+
+
+def test_a_refusal_that_asks_for_a_longer_wait_than_the_hard_backoff_gets_it():
+    error = HTTPStatusError("HTTP 403", status=403, retry_after_s=12 * 3600.0)
+    plan = plan_retry(error, interval_s=60, failures=1, max_backoff_s=MAX_BACKOFF_S)
+
+    assert plan.delay_s >= 12 * 3600 and plan.earliest_s == 12 * 3600

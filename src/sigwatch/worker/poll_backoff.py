@@ -49,26 +49,24 @@ def plan_retry(
     ordinary_s = backoff_delay_s(interval_s, failures, max_backoff_s)
     if not isinstance(error, HTTPStatusError):
         return RetryPlan(delay_s=ordinary_s)
-    if not error.retryable:
-        hard_s = max(ordinary_s, max(interval_s, max_backoff_s) * _jitter())
-        return RetryPlan(
-            delay_s=hard_s,
-            note=(
-                f"sigwatch now polls this source only every {describe_wait(hard_s)} until it is "
-                "fixed; edit the source or poll it now once it is"
-            ),
-        )
     asked_s = error.wait_s
-    if asked_s is None:
-        return RetryPlan(delay_s=ordinary_s)
-    honoured_s = min(asked_s, MAX_HONOURED_WAIT_S)
-    note = None
-    if asked_s > MAX_HONOURED_WAIT_S:
-        note = (
+    honoured_s = 0.0 if asked_s is None else min(asked_s, MAX_HONOURED_WAIT_S)
+    notes = []
+    if asked_s is not None and asked_s > MAX_HONOURED_WAIT_S:
+        notes.append(
             f"the server asked for {describe_wait(asked_s)}; sigwatch waits at most "
             f"{describe_wait(MAX_HONOURED_WAIT_S)}"
         )
-    return RetryPlan(delay_s=max(ordinary_s, honoured_s), earliest_s=honoured_s, note=note)
+    if error.retryable:
+        delay_s = max(ordinary_s, honoured_s)
+    else:
+        # A server that refuses and also says when to come back is still not asked sooner.
+        delay_s = max(ordinary_s, honoured_s, max(interval_s, max_backoff_s) * _jitter())
+        notes.append(
+            f"sigwatch now polls this source only every {describe_wait(delay_s)} until it is "
+            "fixed; edit the source or poll it now once it is"
+        )
+    return RetryPlan(delay_s=delay_s, earliest_s=honoured_s, note="; ".join(notes) or None)
 
 
 def _jitter() -> float:
