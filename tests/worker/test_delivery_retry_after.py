@@ -88,3 +88,23 @@ async def test_503_without_retry_after_is_retried_on_the_ordinary_backoff(
 
     # The first retry waits at most delivery_retry_base_s (0.2 s), with full jitter.
     assert (delivery.next_attempt_at - utcnow()).total_seconds() <= 1
+
+
+async def test_429_with_only_a_rate_limit_reset_waits_for_the_reset(allowed, sessions, server):
+    url = server.serve(
+        "/hook", b"", status=429, headers={"X-RateLimit-Reset-After": "300"}
+    )  # as Discord says it
+    await add_webhook_deliveries(sessions, allowed, url, 1)
+
+    delivery = await first_failed_attempt(allowed, sessions)
+
+    assert 290 <= (delivery.next_attempt_at - utcnow()).total_seconds() <= 300
+
+
+async def test_a_reset_header_on_a_503_is_not_a_wait(allowed, sessions, server):
+    url = server.serve("/hook", b"", status=503, headers={"X-RateLimit-Reset-After": "300"})
+    await add_webhook_deliveries(sessions, allowed, url, 1)
+
+    delivery = await first_failed_attempt(allowed, sessions)
+
+    assert (delivery.next_attempt_at - utcnow()).total_seconds() <= 1

@@ -277,7 +277,7 @@ def _error_for(observation: _Observation, service: str) -> DeliveryError:
         if refusal is not None:
             if refusal in _TRANSIENT_API_ERRORS:
                 # A rate limit told in the body may still say when, in Retry-After.
-                wait_s = retry_after_s(answer.headers, answer.body)
+                wait_s = retry_after_s(answer.headers, answer.body, rate_limited=True)
                 hint = (
                     "retrying later" if wait_s is None else f"retrying after {wait_s:g}s as asked"
                 )

@@ -15,8 +15,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from http import HTTPStatus
 from typing import Any, ClassVar, Protocol
 
@@ -25,6 +24,7 @@ from pydantic import BaseModel
 from sigwatch.delivery.message import AlertMessage
 from sigwatch.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from sigwatch.net.client import OutboundClient
+from sigwatch.net.retry_after import parse_rate_limit_reset, parse_retry_after
 
 _DETAIL_CHARS = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -63,7 +63,7 @@ def error_for_answer(
     said = _detail(body)
     answer = f"HTTP {status} {_phrase(status)}" + (f": {said}" if said else "")
     if status == 429 or status >= 500 or status in (408, 425):
-        wait_s = retry_after_s(headers, body)
+        wait_s = retry_after_s(headers, body, rate_limited=status == 429)
         hint = f"retrying after {wait_s:g}s as asked" if wait_s is not None else "retrying later"
         return TransientDeliveryError(f"{where} answered {answer}; {hint}", retry_after_s=wait_s)
     if 300 <= status < 400:
@@ -89,15 +89,25 @@ def error_for_answer(
 
 
 def retry_after_s(
-    headers: Mapping[str, str], body: bytes, *, now: datetime | None = None
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    rate_limited: bool = False,
+    now: datetime | None = None,
 ) -> float | None:
-    """The longest wait the answer asks for, in seconds, or None when it names none."""
+    """The longest wait the answer asks for, in seconds, or None when it names none.
+
+    ``headers`` looks names up case-insensitively. A rate-limit refusal's reset header
+    (``X-RateLimit-Reset-After`` from Discord, ``RateLimit-Reset`` …) counts too; on any other
+    answer it only describes the window, so it is not a wait.
+    """
     asked: list[float] = []
-    header = headers.get("retry-after")
-    if header:
-        parsed = _parse_retry_after_header(header.strip(), now or datetime.now(UTC))
-        if parsed is not None:
-            asked.append(parsed)
+    for wait in (
+        parse_retry_after(headers.get("retry-after"), now=now),
+        parse_rate_limit_reset(headers, now=now) if rate_limited else None,
+    ):
+        if wait is not None:
+            asked.append(wait)
     payload = _json_object(body)
     if payload is not None:
         parameters = payload.get("parameters")
@@ -114,22 +124,6 @@ def retry_after_s(
 
 def _finite_wait(seconds: float) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
-def _parse_retry_after_header(value: str, now: datetime) -> float | None:
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return _finite_wait(seconds)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max((moment - now).total_seconds(), 0.0)
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
