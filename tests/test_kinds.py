@@ -108,6 +108,20 @@ def test_keeping_stored_secrets_takes_those_left_out_or_sent_back_masked():
     assert kept["login"]["password"] == CONFIG["login"]["password"]
 
 
+def test_secrets_sealed_under_another_key_cannot_be_kept_and_are_named():
+    sealed = REGISTRY.seal("nested", REGISTRY.clear_config("nested", CONFIG), KEY)
+
+    with pytest.raises(InvalidOptions) as caught:
+        REGISTRY.keep_stored_secrets(
+            "nested", {"address": "https://example.com/y"}, sealed, KEY + "-rotated"
+        )
+
+    named = {problem.location for problem in caught.value.problems}
+    assert {("token",), ("headers",), ("login",)} <= named
+    assert "enter it again" in str(caught.value)
+    assert not any(secret in str(caught.value) for secret in SECRETS)
+
+
 def test_an_unknown_kind_lists_the_known_ones():
     with pytest.raises(ConfigError, match="unknown source kind 'pigeon'; known kinds: nested"):
         REGISTRY.validate("pigeon", {})

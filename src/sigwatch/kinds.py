@@ -23,7 +23,7 @@ from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar, Union, 
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_core import to_jsonable_python
 
-from sigwatch.errors import ConfigError, InvalidOptions
+from sigwatch.errors import ConfigError, InvalidOptions, OptionProblem
 from sigwatch.secrets import MASK, decrypt_secret, encrypt_secret, mask_secret
 
 
@@ -144,7 +144,8 @@ class KindRegistry(Generic[K]):
         """``given`` with each secret option left out, or sent back as shown, taken from storage.
 
         People never see secrets, so an edit cannot ask them to repeat one; null removes an
-        optional secret. ConfigError (asking to enter them again) when the key has changed.
+        optional secret. When the secret key has changed they cannot be kept: InvalidOptions
+        naming each one, so the user enters them again in the same edit.
         """
         shown = self.shown(kind, sealed, secret_key)
         kept = [
@@ -154,7 +155,15 @@ class KindRegistry(Generic[K]):
         ]
         if not kept:
             return dict(given)
-        stored = self.open(kind, sealed, secret_key)
+        try:
+            stored = self.open(kind, sealed, secret_key)
+        except ConfigError:
+            problem = (
+                "was sealed under another SIGWATCH_SECRET_KEY and cannot be kept: enter it again"
+            )
+            raise InvalidOptions(
+                kind, [OptionProblem((name,), problem) for name in kept], what=self.noun
+            ) from None
         return {**given, **{name: stored[name] for name in kept}}
 
     def describe(self, kind: str) -> KindDescription:
