@@ -60,7 +60,10 @@ class Settings(BaseSettings):
     )
     poll_interval_s: int = Field(300, ge=10, description="Default poll interval of a new source.")
     max_backoff_s: int = Field(
-        6 * 3600, ge=60, description="Longest delay before retrying a failing source."
+        6 * 3600,
+        ge=60,
+        description="Longest delay before retrying a failing source; a 4xx no retry can fix "
+        "(401, 403, 404, 410) waits this long at once.",
     )
     lease_s: int = Field(
         120,
