@@ -86,11 +86,42 @@ class StatusChange(RequestModel):
 class DetectRequest(RequestModel):
     """A text to run through the detector with the current watchlist and rules."""
 
-    text: Annotated[Text, StringConstraints(min_length=1, max_length=10_000)]
-    title: Text | None = None
-    author: Annotated[Text | None, StringConstraints(max_length=256)] = None
-    published: UTCTime | None = None
-    min_confidence: Annotated[float | None, Field(ge=0, le=1)] = None
+    text: Annotated[
+        Text,
+        StringConstraints(min_length=1, max_length=10_000),
+        Field(description="The post's text, as a source would have collected it."),
+    ]
+    title: Annotated[
+        Text | None, Field(description="The post's title, read before its text, if any.")
+    ] = None
+    author: Annotated[
+        Text | None,
+        StringConstraints(max_length=256),
+        Field(
+            description="Who posted it (a handle or a site); an entity's own account or domain "
+            "raises the confidence (feature own_account)."
+        ),
+    ] = None
+    published: Annotated[
+        UTCTime | None,
+        Field(
+            description="When the text was published (ISO 8601; without a zone, UTC). Times "
+            'in the text that need a reference ("tomorrow", "in 2 hours", "Dec 3", "14:00 UTC") '
+            "are resolved against it into event_time, which also sets the urgency. Without "
+            "it the clock is not read: only dates that carry a year resolve, and the urgency "
+            'is critical for "live now" wording and medium otherwise.'
+        ),
+    ] = None
+    min_confidence: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            le=1,
+            description="The confidence a detection needs for would_alert; default: "
+            "SIGWATCH_ALERT_MIN_CONFIDENCE, else the detector's default. An event whose rule "
+            "sets its own min_confidence is held to that instead.",
+        ),
+    ] = None
 
 
 class DetectionOut(RequestModel):
