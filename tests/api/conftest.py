@@ -1,5 +1,8 @@
 """Fixtures for API tests: a migrated database with three users, the app, and an HTTP client.
 
+The database is a copy of the session's migrated template (``migrated_database``, in the root
+conftest), not migrated per test.
+
 Users are made the way the CLI makes them (``sigwatch.auth`` + ``sigwatch.db.users``). Argon2 is
 slow on purpose, so the password is hashed once per session and every user shares that hash;
 tests that do not exercise sign-in get their tokens from ``sigwatch.auth`` directly.
@@ -21,7 +24,6 @@ from sigwatch.api import create_app
 from sigwatch.config import Settings, ensure_secret_key
 from sigwatch.db import users
 from sigwatch.db.engine import create_engine, session_factory
-from sigwatch.db.migrate import upgrade
 
 PASSWORD = "correct horse battery staple"
 
@@ -64,11 +66,11 @@ def bearer(settings: Settings, user_id: int, role: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def accounts(settings: Settings, password_hash: str) -> Accounts:
+async def accounts(migrated_database: Settings, password_hash: str) -> Accounts:
     """A migrated database holding admin, alice and bob (all with PASSWORD)."""
+    settings = migrated_database
     engine = create_engine(settings)
     try:
-        await upgrade(engine)
         made: dict[str, Account] = {}
         async with session_factory(engine).begin() as session:
             for username, role in (("admin", "admin"), ("alice", "user"), ("bob", "user")):

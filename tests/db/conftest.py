@@ -9,15 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sigwatch.config import Settings
 from sigwatch.db.engine import create_engine, session_factory
-from sigwatch.db.migrate import upgrade
 from sigwatch.db.models import Source
 
 
 @pytest.fixture
-async def sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """A session factory over a freshly migrated database (SQLite and PostgreSQL)."""
-    engine = create_engine(settings)
-    await upgrade(engine)
+async def sessions(
+    migrated_database: Settings,
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A session factory over a database of its own at head (SQLite and PostgreSQL)."""
+    engine = create_engine(migrated_database)
     yield session_factory(engine)
     await engine.dispose()
 
