@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import httpx
 import pytest
 
@@ -48,10 +51,16 @@ async def test_ready_is_503_when_the_sqlite_file_cannot_be_opened(tmp_path):
         secret_key="k" * 40,
         database_url=f"sqlite+aiosqlite:///{blocker}/sigwatch.db",
     )
+    threads_before = set(threading.enumerate())
     app = create_app(settings)
     async with app.router.lifespan_context(app), http(app) as client:
         ready = await client.get("/health/ready")
     assert ready.status_code == 503 and "database" in ready.json()["failed"]
+    # aiosqlite does not wait for the thread of a connection that failed to open; one still
+    # running when this test's loop closes dies with "Event loop is closed" in a later test.
+    for thread in set(threading.enumerate()) - threads_before:
+        if thread.name.endswith("_connection_worker_thread)"):
+            await asyncio.to_thread(thread.join, 5)
 
 
 @pytest.mark.redis

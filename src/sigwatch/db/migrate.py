@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -23,9 +24,15 @@ def _config() -> Config:
     return config
 
 
+@cache
+def _script() -> ScriptDirectory:
+    """The migrations this code carries, read once per process (they never change under it)."""
+    return ScriptDirectory.from_config(_config())
+
+
 def head_revision() -> str:
     """The newest revision this code knows."""
-    head = ScriptDirectory.from_config(_config()).get_current_head()
+    head = _script().get_current_head()
     assert head is not None
     return head
 
@@ -43,8 +50,7 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 def _check_known(revision: str | None) -> None:
     if revision is None:
         return
-    script = ScriptDirectory.from_config(_config())
-    known = {rev.revision for rev in script.walk_revisions()}
+    known = {rev.revision for rev in _script().walk_revisions()}
     if revision not in known:
         raise DatabaseOutOfDate(
             f"the database is at revision {revision}, which this sigwatch does not know: it was "
@@ -70,6 +76,8 @@ async def upgrade(engine: AsyncEngine) -> Upgrade:
     """Bring the database to the newest revision; says from which revision it came."""
     before = await current_revision(engine)
     _check_known(before)
+    if before == head_revision():
+        return Upgrade(from_revision=before, to_revision=before)
 
     def _upgrade(connection: Connection) -> None:
         config = _config()
