@@ -19,7 +19,6 @@ from localserver import Handler, Static
 from sigwatch.config import Settings, ensure_secret_key
 from sigwatch.db.engine import create_engine, session_factory
 from sigwatch.db.entities import create_entity
-from sigwatch.db.migrate import upgrade
 from sigwatch.db.models import Channel, Delivery, Silence, Subscription
 from sigwatch.db.sources import create_source
 from sigwatch.db.types import utcnow
@@ -51,9 +50,10 @@ def allowed(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def sessions(allowed: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+async def sessions(
+    allowed: Settings, migrated_database: Settings
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = create_engine(allowed)
-    await upgrade(engine)
     yield session_factory(engine)
     await engine.dispose()
 

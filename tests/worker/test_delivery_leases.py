@@ -33,9 +33,10 @@ def allowed(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def sessions(allowed: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+async def sessions(
+    allowed: Settings, migrated_database: Settings
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = create_engine(allowed)
-    await upgrade(engine)
     yield session_factory(engine)
     await engine.dispose()
 

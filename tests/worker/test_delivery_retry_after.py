@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sigwatch.config import Settings
 from sigwatch.db.engine import create_engine, session_factory
-from sigwatch.db.migrate import upgrade
 from sigwatch.db.models import Delivery
 from sigwatch.db.types import utcnow
 from sigwatch.worker.runner import Worker
@@ -31,9 +30,10 @@ def allowed(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def sessions(allowed: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+async def sessions(
+    allowed: Settings, migrated_database: Settings
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = create_engine(allowed)
-    await upgrade(engine)
     yield session_factory(engine)
     await engine.dispose()
 

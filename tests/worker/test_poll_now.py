@@ -15,7 +15,6 @@ from localserver import Handler, Static
 from sigwatch.config import Settings
 from sigwatch.db.engine import create_engine, session_factory
 from sigwatch.db.jobs import get_job, queue_poll
-from sigwatch.db.migrate import upgrade
 from sigwatch.db.models import Job
 from sigwatch.db.sources import create_source
 from sigwatch.worker.runner import Worker
@@ -29,9 +28,10 @@ def worker_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def sessions(worker_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+async def sessions(
+    worker_settings: Settings, migrated_database: Settings
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = create_engine(worker_settings)
-    await upgrade(engine)
     yield session_factory(engine)
     await engine.dispose()
 

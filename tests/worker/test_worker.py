@@ -31,9 +31,10 @@ def worker_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def sessions(worker_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+async def sessions(
+    worker_settings: Settings, migrated_database: Settings
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = create_engine(worker_settings)
-    await upgrade(engine)
     yield session_factory(engine)
     await engine.dispose()
 
