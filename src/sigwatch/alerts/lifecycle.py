@@ -114,7 +114,7 @@ async def record_detection(session: AsyncSession, record: DetectionRecord) -> Al
             ),
         )
         await rows.add_evidence(session, _evidence(alert.id, record, seen_at))
-        view_change = await _update_view(session, alert, owner_id, record)
+        view_change = await _first_view(session, alert, owner_id, record)
         history = await rows.add_history(
             session,
             AlertHistory(
@@ -226,6 +226,33 @@ def _apply(target: Alert | AlertView, summary: StorySummary) -> None:
     target.lead_time_s = summary.lead_time_s
     target.source_count = summary.source_count
     target.evidence_count = summary.evidence_count
+
+
+async def _first_view(
+    session: AsyncSession, alert: Alert, owner_id: int | None, record: DetectionRecord
+) -> ViewChange | None:
+    """The owner's view of an alert just made from their post: the alert's one evidence is
+    theirs, so the view says what the alert says (no query needed to work it out)."""
+    if owner_id is None:
+        return None
+    view = AlertView(alert_id=alert.id, owner_id=owner_id, title=record.title)
+    view.trade = record.trade
+    _apply(
+        view,
+        StorySummary(
+            confidence=alert.confidence,
+            urgency=alert.urgency,
+            event_time=alert.event_time,
+            first_source_id=record.post.source_id,
+            first_seen_at=alert.first_seen_at,
+            last_evidence_at=alert.last_evidence_at,
+            lead_time_s=None,
+            source_count=1,
+            evidence_count=1,
+        ),
+    )
+    await rows.add_view(session, view)
+    return ViewChange(owner_id, view, "created", None, None)
 
 
 async def _update_view(
