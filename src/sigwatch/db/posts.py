@@ -13,7 +13,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -76,6 +76,51 @@ def content_hash(post: NewPost) -> str:
     return digest.hexdigest()
 
 
+def _without_nul(post: NewPost) -> NewPost:
+    """``post`` without NUL characters, which PostgreSQL text and jsonb cannot hold.
+
+    Feeds and APIs do send them (a broken encoder, a C string copied whole); dropped on every
+    database alike, so a post is stored, hashed and searched the same way everywhere, and one
+    stray NUL never fails the poll that brought it.
+    """
+    texts = (post.external_id, post.text, post.url, post.author, post.title, post.html)
+    if not any(value and "\x00" in value for value in texts) and not _has_nul(
+        (post.metrics, post.raw)
+    ):
+        return post
+    return replace(
+        post,
+        external_id=post.external_id.replace("\x00", ""),
+        text=post.text.replace("\x00", ""),
+        url=_strip_nul(post.url),
+        author=_strip_nul(post.author),
+        title=_strip_nul(post.title),
+        html=_strip_nul(post.html),
+        metrics=_strip_nul(post.metrics),
+        raw=_strip_nul(post.raw),
+    )
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+def _strip_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_strip_nul(key): _strip_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strip_nul(item) for item in value]
+    return value
+
+
 def _row(source_id: int, post: NewPost, collected_at: datetime) -> dict[str, Any]:
     return {
         "source_id": source_id,
@@ -111,6 +156,7 @@ async def store_posts(
     # The last occurrence of an id in a batch wins, as a later entry of a feed is its newer copy.
     unique: dict[str, NewPost] = {}
     for post in posts:
+        post = _without_nul(post)
         unique[post.external_id] = post
     result = StoreResult()
     if not unique:
