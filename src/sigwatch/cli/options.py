@@ -14,54 +14,21 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import typer
 from pydantic import BaseModel, ValidationError
 
 from sigwatch.cli.common import USAGE_ERROR, fail
-from sigwatch.kinds import secret_fields
+from sigwatch.kinds import KindOption, options_of
 
 #: A value shown in place of a secret.
 SECRET_SHOWN = "********"
 
 
-@dataclass(frozen=True, slots=True)
-class OptionField:
-    """One option of a kind as users see it: name, JSON type, whether required or secret."""
-
-    name: str
-    type: str
-    required: bool
-    secret: bool
-    default: Any
-    description: str
-
-
-def option_fields(model: type[BaseModel]) -> list[OptionField]:
-    """The options of ``model`` in declaration order, read from its JSON schema."""
-    schema = model.model_json_schema()
-    required = set(schema.get("required", ()))
-    secrets = set(secret_fields(model))
-    fields = []
-    for name, prop in schema.get("properties", {}).items():
-        fields.append(
-            OptionField(
-                name=name,
-                type=_json_type(prop),
-                required=name in required,
-                secret=name in secrets,
-                default=prop.get("default"),
-                description=prop.get("description", ""),
-            )
-        )
-    return fields
-
-
 def secret_names(model: type[BaseModel]) -> set[str]:
     """The names of the secret options of ``model``."""
-    return {field.name for field in option_fields(model) if field.secret}
+    return {field.name for field in options_of(model) if field.secret}
 
 
 def describe_kinds(models: Mapping[str, type[BaseModel]]) -> str:
@@ -73,7 +40,7 @@ def describe_kinds(models: Mapping[str, type[BaseModel]]) -> str:
     paragraphs = []
     for kind in sorted(models):
         paragraphs.append(f"Options of {kind}:")
-        for field in option_fields(models[kind]):
+        for field in options_of(models[kind]):
             marks = [field.type]
             if field.required:
                 marks.append("required")
@@ -103,7 +70,7 @@ def parse_settings(
     secrets read from standard input or a hidden prompt. Exits 2 naming the option on a bad
     name, a secret written on the command line, or a value the model refuses.
     """
-    fields = {field.name: field for field in option_fields(model)}
+    fields = {field.name: field for field in options_of(model)}
     given: dict[str, Any] = dict(fixed or {})
     for assignment in assignments:
         name, has_value, raw = assignment.partition("=")
@@ -187,28 +154,21 @@ def _prompt_secret(name: str) -> str:
     return value
 
 
-def _typed(field: OptionField, raw: str, *, shown: str | None = None) -> Any:
+def _typed(field: KindOption, raw: str, *, shown: str | None = None) -> Any:
     """The value as the model expects it: JSON for lists and objects, text otherwise.
 
     Numbers and booleans stay text, since the model parses "60" and "true" itself. ``shown``
     stands in for the value in the error when it is a secret.
     """
-    if field.type in ("array", "object"):
+    structure = field.type.split()[0]  # "array of string" is an array
+    if structure in ("array", "object"):
         try:
             return json.loads(raw)
         except json.JSONDecodeError:
-            example = '["a", "b"]' if field.type == "array" else '{"key": "value"}'
+            example = '["a", "b"]' if structure == "array" else '{"key": "value"}'
             raise fail(
                 f"--set {field.name}: {shown or repr(raw)} is not JSON; give the {field.type} "
                 f"as JSON, e.g. {example}",
                 USAGE_ERROR,
             ) from None
     return raw
-
-
-def _json_type(prop: Mapping[str, Any]) -> str:
-    if "type" in prop:
-        return str(prop["type"])
-    kinds = [str(option["type"]) for option in prop.get("anyOf", ()) if "type" in option]
-    kinds = [kind for kind in kinds if kind != "null"]
-    return kinds[0] if kinds else "value"
