@@ -37,18 +37,22 @@ async def watchlist_rows(session: AsyncSession) -> WatchlistRows:
 
 
 async def watchlist_version(session: AsyncSession) -> tuple[Any, ...]:
-    """A cheap fingerprint that changes whenever an entity or rule override changes."""
-    entities = (
+    """A cheap fingerprint that changes whenever an entity or rule override changes.
+
+    One statement (a poll asks for it each time): the count and newest change of each table.
+    """
+    row = (
         await session.execute(
-            select(func.count(), func.max(EntityRow.updated_at)).select_from(EntityRow)
+            select(
+                *(
+                    select(aggregate).select_from(table).scalar_subquery()
+                    for table in (EntityRow, RuleOverrideRow)
+                    for aggregate in (func.count(), func.max(table.updated_at))
+                )
+            )
         )
     ).one()
-    rules = (
-        await session.execute(
-            select(func.count(), func.max(RuleOverrideRow.updated_at)).select_from(RuleOverrideRow)
-        )
-    ).one()
-    return (*entities, *rules)
+    return tuple(row)
 
 
 async def store_watchlist(
