@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from sigwatch.config import Settings
+from sigwatch.db.sqlite_driver import one_trip_dbapi
 
 
 def create_engine(settings: Settings, **kwargs: Any) -> AsyncEngine:
@@ -28,7 +29,9 @@ def create_engine(settings: Settings, **kwargs: Any) -> AsyncEngine:
     _ENGINE_LOGGER.addFilter(_NO_RESULT_ROWS)  # addFilter skips a filter already there
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, module=one_trip_dbapi(), **kwargs
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_size", 10)
