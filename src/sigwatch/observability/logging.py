@@ -254,6 +254,10 @@ def configure_logging(
         logging.getLogger(name).addFilter(REDACTING_FILTER)  # once: addFilter skips repeats
     for name in _DATA_DUMPING_LOGGERS:
         logging.getLogger(name).setLevel(max(numeric, logging.INFO))
+    # SQLAlchemy writes every statement at INFO (as echo does): only a debug session wants that.
+    logging.getLogger("sqlalchemy.engine").setLevel(
+        logging.INFO if numeric <= logging.DEBUG else logging.WARNING
+    )
     # httpx logs every request at INFO with the full URL; sigwatch logs its own, redacted.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
