@@ -140,11 +140,6 @@ class DeliveryPipeline:
         """Return once :attr:`has_room` is true."""
         await self._room.wait()
 
-    @property
-    def busy(self) -> bool:
-        """True while any handed-over delivery is not yet recorded."""
-        return bool(self._tasks)
-
     async def submit(self, batch: Sequence[ClaimedDelivery]) -> None:
         """Load and compose a claimed batch and start sending it; returns before it is sent."""
         jobs = _jobs(batch)
