@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sigwatch.db.models import Source
-from sigwatch.db.posts import NewPost, list_posts, store_posts
+from sigwatch.db.posts import NewPost, list_posts, merge_pending_search_entries, store_posts
 from sigwatch.db.sources import count_posts
 from sigwatch.errors import InvalidInput
 
@@ -217,3 +217,15 @@ async def test_posts_stored_in_a_transaction_that_rolls_back_are_not_kept(sessio
             raise RuntimeError("the caller fails after storing")
     async with sessions() as session:
         assert (await list_posts(session, owner_id=None)).items == []
+
+
+async def test_pending_search_entries_are_merged_and_stay_searchable(sessions, source_id):
+    await store(sessions, source_id, [post(n, text=f"mainnet launch {n}") for n in range(300)])
+    async with sessions.begin() as session:
+        merged = await merge_pending_search_entries(session)
+        again = await merge_pending_search_entries(session)
+        page = await list_posts(session, owner_id=None, q="mainnet launch 7", limit=10)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    # PostgreSQL buffered the entries of the new posts; SQLite's FTS5 keeps no such list.
+    assert (merged > 0) is postgres and again == 0
+    assert [p.text for p in page.items] == ["mainnet launch 7"]

@@ -17,6 +17,7 @@ from sigwatch.db.engine import create_engine, session_factory
 from sigwatch.db.jobs import get_job, queue_poll
 from sigwatch.db.migrate import upgrade
 from sigwatch.db.models import Post, Source
+from sigwatch.db.posts import list_posts, merge_pending_search_entries
 from sigwatch.db.sources import create_source
 from sigwatch.db.types import utcnow
 from sigwatch.worker.runner import Worker, collect_once
@@ -217,3 +218,21 @@ async def test_stopping_worker_releases_its_leases(worker_settings, sessions, se
     source = await get_source(sessions, source_id)
     assert source.lease_owner is None
     assert await post_titles(sessions, source_id) == ["late"]  # the in-flight poll finished
+
+
+async def test_worker_merges_the_search_index_after_storing_posts(
+    worker_settings, sessions, server
+):
+    url = server.serve("/feed.xml", rss_feed(["token unlock one", "token unlock two"]))
+    source_id = await add_source(sessions, url, poll_interval_s=600)
+
+    async def stored() -> bool:
+        return len(await post_titles(sessions, source_id)) == 2
+
+    await run_worker_until(worker_settings, sessions, stored)
+
+    async with sessions.begin() as session:
+        # Nothing left pending: the worker's merger took in what the poll stored.
+        assert await merge_pending_search_entries(session) == 0
+        page = await list_posts(session, owner_id=None, q="unlock two")
+    assert [p.title for p in page.items] == ["token unlock two"]

@@ -429,3 +429,26 @@ async def get_posts_by_ids(session: AsyncSession, post_ids: Sequence[int]) -> li
         return []
     rows = await session.scalars(select(Post).where(Post.id.in_(post_ids)).order_by(Post.id))
     return list(rows.all())
+
+
+#: The PostgreSQL full-text index of posts (created by the first migration).
+SEARCH_INDEX = "ix_posts_search_vector"
+
+
+async def merge_pending_search_entries(session: AsyncSession) -> int:
+    """Move the search index's pending entries into its main tree; returns the pages merged.
+
+    PostgreSQL buffers a GIN index's new entries in a pending list (``fastupdate``), and the
+    insert that finds the list full merges it, inline. Merged here, on a connection of its own,
+    the same work runs beside the inserts instead of inside one of them, on another core of the
+    server. An insert that finds the merge running goes on without waiting. SQLite's FTS5
+    merges its own segments: nothing to do there.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return 0
+    pages = await session.scalar(
+        text("SELECT gin_clean_pending_list(CAST(:index AS regclass))").bindparams(
+            index=SEARCH_INDEX
+        )
+    )
+    return int(pages or 0)

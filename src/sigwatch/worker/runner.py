@@ -24,6 +24,7 @@ from sigwatch.net.client import OutboundClient
 from sigwatch.observability.metrics import QUEUE_DEPTH
 from sigwatch.worker.collect import PollOutcome, poll_source
 from sigwatch.worker.deliver import DeliveryPipeline, RetryPolicy
+from sigwatch.worker.search_index import SearchIndexMerger
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +64,7 @@ class Worker:
         self._secret_key = ""  # read when the worker starts: it opens sealed source options
         self._detectors = DetectorCache()
         self._deliveries_due = asyncio.Event()
+        self._search_index = SearchIndexMerger(sessions)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll sources and send deliveries until ``stop`` is set, then finish in-flight work."""
@@ -71,7 +73,9 @@ class Worker:
         self._secret_key = ensure_secret_key(self.settings)
         log.info("worker started", worker_id=self.worker_id)
         try:
-            await asyncio.gather(self._run_sources(stop), self._run_deliveries(stop))
+            await asyncio.gather(
+                self._run_sources(stop), self._run_deliveries(stop), self._search_index.run(stop)
+            )
         finally:
             if self._client is None:
                 await client.aclose()
@@ -201,6 +205,8 @@ class Worker:
         except Exception as exc:  # storing failed (database away): the lease expires, poll retried
             log.exception("poll could not be recorded", source_id=source.id)
             return PollOutcome(source_id=source.id, ok=False, error=str(exc))
+        if outcome.new or outcome.updated:
+            self._search_index.posts_stored()
         if outcome.alerts:
             self._deliveries_due.set()
             if self._bus is not None:
