@@ -59,6 +59,22 @@ class Settings(BaseSettings):
         description="User-Agent header of outbound requests.",
     )
     poll_interval_s: int = Field(300, ge=10, description="Default poll interval of a new source.")
+    x_api_url: str = Field(
+        "https://api.x.com", description="Base URL of the X API v2 (`x_user`, `x_search`)."
+    )
+    x_bearer_token: SecretStr | None = Field(
+        None,
+        description="X API bearer token used by X sources that have no token of their own.",
+    )
+    telegram_url: str = Field(
+        "https://t.me", description="Where `telegram` sources read public channel previews."
+    )
+    reddit_url: str = Field(
+        "https://www.reddit.com", description="Base URL of Reddit's JSON listings (`reddit`)."
+    )
+    discord_api_url: str = Field(
+        "https://discord.com/api/v10", description="Base URL of Discord's bot REST API."
+    )
     max_backoff_s: int = Field(
         6 * 3600,
         ge=60,

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from sigwatch.kinds import KindRegistry, dump_clear, secret_fields
 from sigwatch.net.client import OutboundClient
-from sigwatch.sources.base import Source
+from sigwatch.sources.base import Platforms, Source
 from sigwatch.sources.rss import RssSource
 
 SOURCE_KINDS: dict[str, type[Source]] = {
@@ -33,17 +33,28 @@ def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
     return SOURCE_REGISTRY.clear_config(kind, config)
 
 
-def build_source(kind: str, config: dict[str, Any], client: OutboundClient) -> Source:
+def build_source(
+    kind: str,
+    config: dict[str, Any],
+    client: OutboundClient,
+    platforms: Platforms | None = None,
+) -> Source:
     """Instantiate the source kind ``kind`` from its clear config (secrets already opened)."""
-    return SOURCE_REGISTRY.plugin(kind)(SOURCE_REGISTRY.validate(kind, config), client)
+    options = SOURCE_REGISTRY.validate(kind, config)
+    return SOURCE_REGISTRY.plugin(kind)(options, client, platforms or Platforms())
 
 
 def open_source(
-    kind: str, config: dict[str, Any], *, secret_key: str, client: OutboundClient
+    kind: str,
+    config: dict[str, Any],
+    *,
+    secret_key: str,
+    client: OutboundClient,
+    platforms: Platforms | None = None,
 ) -> Source:
     """The fetcher of a stored source, its sealed secrets opened; ConfigError saying what to do
     when they cannot be (the secret key changed, or was not given)."""
-    return build_source(kind, SOURCE_REGISTRY.open(kind, config, secret_key), client)
+    return build_source(kind, SOURCE_REGISTRY.open(kind, config, secret_key), client, platforms)
 
 
 def source_origin(kind: str, config: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from sigwatch.errors import ParseError
 from sigwatch.net.client import FetchedResponse, OutboundClient, redact_url, url_problem
-from sigwatch.sources.base import CollectedPost, FetchResult
+from sigwatch.sources.base import CollectedPost, FetchResult, Platforms
 from sigwatch.sources.text import (
     absolutize_urls,
     html_to_text,
@@ -99,7 +99,9 @@ class RssSource:
     kind: ClassVar[str] = "rss"
     Options: ClassVar[type[BaseModel]] = RssOptions
 
-    def __init__(self, options: RssOptions, client: OutboundClient) -> None:
+    def __init__(
+        self, options: RssOptions, client: OutboundClient, platforms: Platforms | None = None
+    ) -> None:
         self.options = options
         self.client = client
 

@@ -24,7 +24,7 @@ from sigwatch.detect import DEFAULT_MIN_CONFIDENCE
 from sigwatch.errors import SigwatchError
 from sigwatch.net.client import OutboundClient
 from sigwatch.observability.metrics import POLL_DURATION, POLLS, POSTS_INGESTED
-from sigwatch.sources.base import FetchResult
+from sigwatch.sources.base import FetchResult, Platforms
 from sigwatch.sources.registry import open_source
 from sigwatch.worker.leases import source_leases
 from sigwatch.worker.poll_backoff import plan_retry
@@ -65,6 +65,7 @@ async def poll_source(
     detectors: DetectorCache | None = None,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     secret_key: str = "",
+    platforms: Platforms | None = None,
 ) -> PollOutcome:
     """Fetch ``claimed``; store its posts, their alerts and its health in one transaction.
 
@@ -84,6 +85,7 @@ async def poll_source(
             detectors,
             min_confidence,
             secret_key,
+            platforms,
         )
 
 
@@ -96,12 +98,19 @@ async def _poll(
     detectors: DetectorCache | None,
     min_confidence: float,
     secret_key: str,
+    platforms: Platforms | None,
 ) -> PollOutcome:
     started = time.perf_counter()
     async with sessions.begin() as session:
         job_ids = await start_queued_jobs(session, claimed.id)
     try:
-        source = open_source(claimed.kind, claimed.config, secret_key=secret_key, client=client)
+        source = open_source(
+            claimed.kind,
+            claimed.config,
+            secret_key=secret_key,
+            client=client,
+            platforms=platforms,
+        )
         result = await source.fetch(claimed.state)
     except SigwatchError as exc:
         return await _record_failure(

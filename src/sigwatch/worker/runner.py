@@ -22,6 +22,7 @@ from sigwatch.live.bus import LiveBus
 from sigwatch.live.events import publish_alert_events
 from sigwatch.net.client import OutboundClient
 from sigwatch.observability.metrics import QUEUE_DEPTH
+from sigwatch.sources.base import Platforms
 from sigwatch.worker.collect import PollOutcome, poll_source
 from sigwatch.worker.deliver import DeliveryPipeline, RetryPolicy
 from sigwatch.worker.search_index import SearchIndexMerger
@@ -65,6 +66,7 @@ class Worker:
         self._detectors = DetectorCache()
         self._deliveries_due = asyncio.Event()
         self._search_index = SearchIndexMerger(sessions)
+        self._platforms = Platforms.from_settings(settings)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll sources and send deliveries until ``stop`` is set, then finish in-flight work."""
@@ -201,6 +203,7 @@ class Worker:
                 detectors=self._detectors,
                 min_confidence=alert_threshold(self.settings),
                 secret_key=self._secret_key,
+                platforms=self._platforms,
             )
         except Exception as exc:  # storing failed (database away): the lease expires, poll retried
             log.exception("poll could not be recorded", source_id=source.id)
@@ -262,6 +265,7 @@ async def collect_once(
     active = client or OutboundClient.from_settings(settings)
     detectors = DetectorCache()
     secret_key = ensure_secret_key(settings)
+    platforms = Platforms.from_settings(settings)
     semaphore = asyncio.Semaphore(settings.worker_concurrency)
 
     async def one(source: ClaimedSource) -> PollOutcome:
@@ -276,6 +280,7 @@ async def collect_once(
                 detectors=detectors,
                 min_confidence=alert_threshold(settings),
                 secret_key=secret_key,
+                platforms=platforms,
             )
         if on_done is not None:
             on_done(outcome)
