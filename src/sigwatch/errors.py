@@ -123,6 +123,11 @@ class ParseError(SourceError):
     """The body was fetched but could not be parsed into posts."""
 
 
+class SourcePaused(SourceError):
+    """No retry can fix this fetch (credentials refused, an account gone): the worker pauses
+    the source, keeping this message as its error, until a person edits and resumes it."""
+
+
 class DeliveryError(SigwatchError):
     """A notification could not be delivered to a channel; the message is kept on the delivery."""
 

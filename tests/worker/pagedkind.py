@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from sigwatch.net.client import OutboundClient
-from sigwatch.sources.base import CollectedPost, FetchResult
+from sigwatch.sources.base import CollectedPost, FetchResult, Platforms
 
 
 class PagedOptions(BaseModel):
@@ -29,7 +29,7 @@ class PagedSource:
     kind: ClassVar[str] = "paged"
     Options: ClassVar[type[BaseModel]] = PagedOptions
 
-    def __init__(self, options: PagedOptions, client: OutboundClient) -> None:
+    def __init__(self, options: PagedOptions, client: OutboundClient, platforms: Platforms) -> None:
         self._urls = options.urls
         self._client = client
 

@@ -202,17 +202,21 @@ async def record_poll_failure(
     error: str,
     delay_s: float,
     earliest_s: float = 0.0,
+    pause: bool = False,
 ) -> datetime:
     """Keep the error, count the failure, schedule the retry after ``delay_s``, free the lease.
 
     A poll asked for meanwhile comes sooner, but not before ``earliest_s`` (the wait the server
-    itself asked for). Returns when the source is polled next.
+    itself asked for). ``pause`` also disables the source until someone resumes it. Returns
+    when the source would be polled next.
     """
     backed_off = now + timedelta(seconds=delay_s)
+    paused: dict[str, Any] = {"enabled": False} if pause else {}
     next_poll_at = await session.scalar(
         update(Source)
         .where(_owned(source_id, worker_id))
         .values(
+            **paused,
             last_error=error,
             last_error_at=now,
             consecutive_failures=Source.consecutive_failures + 1,

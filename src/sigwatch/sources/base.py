@@ -40,12 +40,17 @@ class CollectedPost:
 
 @dataclass(slots=True)
 class FetchResult:
-    """What one fetch produced: posts, the state for the next fetch, and non-fatal problems."""
+    """What one fetch produced: posts, the state for the next fetch, and non-fatal problems.
+
+    ``wait_s`` is set when the platform asked not to be called again for that long (an
+    exhausted rate limit): the next poll is no sooner, whatever the source's interval.
+    """
 
     posts: list[CollectedPost]
     state: dict[str, Any]
     not_modified: bool = False
     warnings: list[str] = field(default_factory=list)
+    wait_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

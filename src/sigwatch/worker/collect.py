@@ -6,6 +6,7 @@ slower than the lease (several pages, a slow server) is never taken over by anot
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ from sigwatch.db.posts import get_posts_by_ids, store_posts
 from sigwatch.db.schedule import ClaimedSource, record_poll_failure, record_poll_success
 from sigwatch.db.types import utcnow
 from sigwatch.detect import DEFAULT_MIN_CONFIDENCE
-from sigwatch.errors import SigwatchError
+from sigwatch.errors import SigwatchError, SourcePaused
 from sigwatch.net.client import OutboundClient
 from sigwatch.observability.metrics import POLL_DURATION, POLLS, POSTS_INGESTED
 from sigwatch.sources.base import FetchResult, Platforms
@@ -159,7 +160,7 @@ async def _record_success(
             worker_id=worker_id,
             now=utcnow(),
             state=result.state,
-            interval_s=claimed.poll_interval_s,
+            interval_s=max(claimed.poll_interval_s, math.ceil(result.wait_s or 0)),
             warning=warning,
         )
         outcome = PollOutcome(
@@ -221,6 +222,7 @@ async def _record_failure(
             error=error,
             delay_s=plan.delay_s,
             earliest_s=plan.earliest_s,
+            pause=isinstance(cause, SourcePaused),
         )
         await finish_jobs(session, job_ids, succeeded=False, counters={}, error=error)
     duration = time.perf_counter() - started
