@@ -56,12 +56,207 @@ def _serve_rss(server: LocalServer) -> list[str]:
     return ["/feed.xml"]
 
 
+DISCORD_CHANNEL = "1151985543220084756"
+DISCORD_TOKEN = "MTE2MTMzOTEyMjQwNTA5MzQyNg.GxYz12.contract-b0t-t0ken"
+
+
+def _serve_discord(server: LocalServer) -> list[str]:
+    channel = f"/channels/{DISCORD_CHANNEL}"
+    message = {
+        "id": "1445718020050780165",
+        "channel_id": DISCORD_CHANNEL,
+        "type": 0,
+        "content": "Example Protocol announces its TGE",
+        "author": {"id": "402930218383409152", "username": "alice.eth", "global_name": "Alice"},
+        "timestamp": "2025-12-03T10:07:16.122000+00:00",
+        "edited_timestamp": None,
+    }
+    headers = {"Content-Type": "application/json"}
+    server.serve(
+        channel, json.dumps({"id": DISCORD_CHANNEL, "guild_id": "1"}).encode(), headers=headers
+    )
+    server.serve(f"{channel}/messages", json.dumps([message]).encode(), headers=headers)
+    return [channel, f"{channel}/messages"]
+
+
+TELEGRAM_PREVIEW = b"""<!DOCTYPE html><html><head><title>Example - Telegram</title></head><body>
+<main class="tgme_main"><section class="tgme_channel_history js-message_history">
+<div class="tgme_widget_message_wrap"><div class="tgme_widget_message" data-post="example_news/41">
+<div class="tgme_widget_message_bubble">
+<div class="tgme_widget_message_text js-message_text">Example Protocol announces its TGE</div>
+<div class="tgme_widget_message_footer"><span class="tgme_widget_message_views">1.2K</span>
+<span class="tgme_widget_message_meta"><a class="tgme_widget_message_date"
+href="https://t.me/example_news/41"><time datetime="2025-12-03T10:07:16+00:00"></time></a></span>
+</div></div></div></div></section></main></body></html>"""
+REDDIT_CLIENT_ID = "contract-client-id"
+REDDIT_SECRET = "s3cr3t-reddit-app-secret"
+
+
+def _serve_telegram(server: LocalServer) -> list[str]:
+    server.serve(
+        "/s/example_news", TELEGRAM_PREVIEW, headers={"Content-Type": "text/html; charset=utf-8"}
+    )
+    return ["/s/example_news"]
+
+
+def _serve_reddit(server: LocalServer) -> list[str]:
+    headers = {"Content-Type": "application/json; charset=UTF-8"}
+    token = {"access_token": "contract-reddit-token", "token_type": "bearer", "expires_in": 86400}
+    post = {
+        "kind": "t3",
+        "data": {
+            "id": "1pcx0ab",
+            "name": "t3_1pcx0ab",
+            "title": "Example Protocol announces its TGE",
+            "selftext": "Claim opens Friday.",
+            "author": "alice",
+            "permalink": "/r/example/comments/1pcx0ab/example_protocol_announces_its_tge/",
+            "created_utc": 1764756436.0,
+            "score": 12,
+            "num_comments": 3,
+            "upvote_ratio": 0.93,
+            "is_self": True,
+        },
+    }
+    listing = {"kind": "Listing", "data": {"after": None, "before": None, "children": [post]}}
+    server.serve("/api/v1/access_token", json.dumps(token).encode(), headers=headers)
+    server.serve("/r/example/new.json", json.dumps(listing).encode(), headers=headers)
+    return ["/api/v1/access_token", "/r/example/new.json"]
+
+
+def _serve_json(server: LocalServer) -> list[str]:
+    article = {
+        "id": 229923,
+        "title": "Example Protocol announces its TGE",
+        "body": "<p>Claim opens <b>Friday</b>.</p>",
+        "url": "/news/229923",
+        "published": 1742369411614,
+    }
+    server.serve(
+        "/api/announcements",
+        json.dumps({"data": {"articles": [article]}}).encode(),
+        headers={"Content-Type": "application/json", "ETag": '"v1"'},
+    )
+    return ["/api/announcements"]
+
+
+X_TOKEN = "AAAAAAAAAAAAAAAAAAAAAcontract-x-t0ken"
+X_TWEET = {
+    "id": "1890000000000000003",
+    "text": "Example Protocol announces its TGE &amp; airdrop",
+    "author_id": "2244994945",
+    "created_at": "2025-12-03T10:07:16.000Z",
+    "public_metrics": {"retweet_count": 1, "reply_count": 0, "like_count": 5, "quote_count": 0},
+}
+X_USERS = {"users": [{"id": "2244994945", "name": "Developers", "username": "XDevelopers"}]}
+
+
+def _serve_x_user(server: LocalServer) -> list[str]:
+    headers = {"Content-Type": "application/json; charset=utf-8"}
+    lookup = {"data": X_USERS["users"][0]}
+    timeline = {"data": [X_TWEET], "includes": X_USERS, "meta": {"result_count": 1}}
+    server.serve("/2/users/by/username/XDevelopers", json.dumps(lookup).encode(), headers=headers)
+    server.serve("/2/users/2244994945/tweets", json.dumps(timeline).encode(), headers=headers)
+    return ["/2/users/by/username/XDevelopers", "/2/users/2244994945/tweets"]
+
+
+def _serve_x_search(server: LocalServer) -> list[str]:
+    answer = {"data": [X_TWEET], "includes": X_USERS, "meta": {"result_count": 1}}
+    server.serve(
+        "/2/tweets/search/recent",
+        json.dumps(answer).encode(),
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
+    return ["/2/tweets/search/recent"]
+
+
+WEB_PAGE = b"""<!DOCTYPE html><html><head><title>News</title></head><body><ul>
+<li class="post"><a href="/news/tge">Example Protocol announces its TGE</a>
+<time datetime="2025-12-03T10:07:16Z">Dec 3, 2025</time></li></ul></body></html>"""
+
+
+def _serve_web(server: LocalServer) -> list[str]:
+    server.serve(
+        "/robots.txt", b"User-agent: *\nAllow: /\n", headers={"Content-Type": "text/plain"}
+    )
+    server.serve(
+        "/news", WEB_PAGE, headers={"Content-Type": "text/html; charset=utf-8", "ETag": '"v1"'}
+    )
+    return ["/robots.txt", "/news"]
+
+
 #: Every source kind's case; a new kind without one fails the first test.
 SOURCE_CASES: dict[str, SourceCase] = {
     "rss": SourceCase(
         config=lambda server: {"url": server.url("/feed.xml"), "authorization": TOKEN},
         serve=_serve_rss,
         credential=("authorization", TOKEN),
+    ),
+    "telegram": SourceCase(
+        config=lambda server: {"channel": "https://t.me/example_news"},
+        serve=_serve_telegram,
+    ),
+    # The token request carries Basic credentials and the listing the bearer token, so no one
+    # header is on every request; tests/sources/test_reddit_source.py checks each.
+    "reddit": SourceCase(
+        config=lambda server: {
+            "subreddit": "r/example",
+            "listing": "new",
+            "client_id": REDDIT_CLIENT_ID,
+            "client_secret": REDDIT_SECRET,
+        },
+        serve=_serve_reddit,
+        credential=None,
+    ),
+    "discord": SourceCase(
+        config=lambda server: {"channel_id": DISCORD_CHANNEL, "bot_token": DISCORD_TOKEN},
+        serve=_serve_discord,
+        credential=("authorization", f"Bot {DISCORD_TOKEN}"),
+    ),
+    # A web page takes no credential; robots.txt is part of every fetch.
+    "web": SourceCase(
+        config=lambda server: {
+            "url": server.url("/news"),
+            "item": "li.post",
+            "title": "a",
+            "link": "a",
+            "date": "time",
+            "text": "a",
+            "render": False,
+        },
+        serve=_serve_web,
+        credential=None,
+    ),
+    "json": SourceCase(
+        config=lambda server: {
+            "url": server.url("/api/announcements"),
+            "items": "data.articles",
+            "id": "id",
+            "title": "title",
+            "text": "body",
+            "link": "url",
+            "date": "published",
+            "headers": {"Authorization": TOKEN},
+            "method": "GET",
+        },
+        serve=_serve_json,
+        credential=("authorization", TOKEN),
+    ),
+    "x_user": SourceCase(
+        config=lambda server: {
+            "username": "@XDevelopers",
+            "bearer_token": X_TOKEN,
+            "include_replies": False,
+            "include_retweets": True,
+            "via": "api",
+        },
+        serve=_serve_x_user,
+        credential=("authorization", f"Bearer {X_TOKEN}"),
+    ),
+    "x_search": SourceCase(
+        config=lambda server: {"query": "TGE OR airdrop", "bearer_token": X_TOKEN},
+        serve=_serve_x_search,
+        credential=("authorization", f"Bearer {X_TOKEN}"),
     ),
 }
 SOURCE_EXAMPLES = {kind: case.config for kind, case in SOURCE_CASES.items()}
@@ -75,6 +270,22 @@ CHANNEL_EXAMPLES: dict[str, Callable[[LocalServer], dict[str, Any]]] = {
 #: A config each kind refuses, with the option named and a secret value that must not show.
 SOURCE_BAD: dict[str, dict[str, Any]] = {
     "rss": {"url": "ftp://news.example/feed", "authorization": "line\nbreak-s3cr3t"},
+    "telegram": {"channel": "https://t.me/+invite-hunter2hunter2"},
+    "reddit": {
+        "subreddit": "no spaces allowed",
+        "client_id": "contract-client-id",
+        "client_secret": "line\nbreak-s3cr3t",
+    },
+    "discord": {"channel_id": "12345", "bot_token": "line\nbreak-s3cr3t"},
+    "web": {"url": "ftp://news.example/announcements", "item": "li[", "text": "p.summary"},
+    # Header values are secrets even when headers are sent in the wrong shape.
+    "json": {
+        "url": "ftp://api.example/announcements",
+        "items": "data.articles",
+        "headers": "Authorization: Bearer s3cr3t-header",
+    },
+    "x_user": {"username": "no spaces allowed", "bearer_token": "line\nbreak-s3cr3t"},
+    "x_search": {"query": "x" * 513, "bearer_token": "two s3cr3t words"},
 }
 CHANNEL_BAD: dict[str, dict[str, Any]] = {
     "webhook": {"url": "ftp://user:hunter2hunter2@example.com/in", "secret": "whsec_c2hvcnQ="},

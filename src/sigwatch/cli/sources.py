@@ -29,7 +29,9 @@ from sigwatch.config import Settings, ensure_secret_key
 from sigwatch.db.audit import record_audit, snapshot
 from sigwatch.db.models import Source
 from sigwatch.db.types import utcnow
+from sigwatch.errors import InvalidInput
 from sigwatch.manage.opml import name_from_url
+from sigwatch.sources.presets import presets_help, split_preset_assignments
 from sigwatch.sources.registry import SOURCE_KINDS
 
 source_app = typer.Typer(help="Sources to collect posts from.", no_args_is_help=True)
@@ -91,6 +93,14 @@ def source_add(
     user: Annotated[
         str | None, typer.Option("--user", help="Make it this user's own; default shared.")
     ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            help="json only: start from a preset, its parameters given as --set KEY=VALUE "
+            f"like the options. Presets: {presets_help()}",
+        ),
+    ] = None,
 ) -> None:
     model = _options_model(kind)
     if url is not None and kind != "rss":
@@ -98,12 +108,21 @@ def source_add(
             f"only rss takes a URL argument; give the options of {kind} with --set KEY=VALUE",
             USAGE_ERROR,
         )
+    fixed = None if url is None else {"url": url}
+    if preset is not None:
+        if kind != "json":
+            raise fail(f"only json takes --preset; give {kind}'s options with --set", USAGE_ERROR)
+        try:
+            params, assignments = split_preset_assignments(preset, assignments or [])
+        except InvalidInput as exc:
+            raise fail(f"--preset {preset}: {exc.message}", USAGE_ERROR) from None
+        fixed = {"preset": preset, **params}
     config = parse_settings(
         kind,
         model,
         assignments or [],
         prompt_missing_secrets=True,
-        fixed=None if url is None else {"url": url},
+        fixed=fixed,
     )
     if url is None and name is None and "url" not in config:
         raise fail(f"give the {kind} source a name with --name", USAGE_ERROR)

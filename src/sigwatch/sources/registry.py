@@ -17,10 +17,23 @@ from pydantic import BaseModel
 from sigwatch.kinds import KindRegistry, dump_clear, secret_fields
 from sigwatch.net.client import OutboundClient
 from sigwatch.sources.base import Platforms, Source
+from sigwatch.sources.discord import DiscordSource
+from sigwatch.sources.json_api import JsonApiSource
+from sigwatch.sources.reddit import RedditSource
 from sigwatch.sources.rss import RssSource
+from sigwatch.sources.telegram import TelegramSource
+from sigwatch.sources.web import WebSource
+from sigwatch.sources.x import XSearchSource, XUserSource
 
 SOURCE_KINDS: dict[str, type[Source]] = {
     RssSource.kind: RssSource,
+    TelegramSource.kind: TelegramSource,
+    RedditSource.kind: RedditSource,
+    DiscordSource.kind: DiscordSource,
+    WebSource.kind: WebSource,
+    XUserSource.kind: XUserSource,
+    XSearchSource.kind: XSearchSource,
+    JsonApiSource.kind: JsonApiSource,
 }
 SOURCE_REGISTRY: KindRegistry[Source] = KindRegistry("source", SOURCE_KINDS)
 
