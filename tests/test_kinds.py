@@ -95,6 +95,15 @@ def test_a_refusal_names_the_option_and_masks_a_secret_it_would_quote():
     assert "tok-a" not in str(caught.value) and "short" not in str(caught.value)
 
 
+def test_a_blank_secret_leaves_the_rest_of_a_refusal_readable():
+    config = {**CONFIG, "address": "ftp://news.example", "headers": {"X-Key": " "}}
+
+    with pytest.raises(InvalidOptions) as caught:
+        REGISTRY.validate("nested", config)
+
+    assert "must be https, not ftp://news.example" in str(caught.value)
+
+
 def test_keeping_stored_secrets_takes_those_left_out_or_sent_back_masked():
     clear = REGISTRY.clear_config("nested", CONFIG)
     sealed = REGISTRY.seal("nested", clear, KEY)

@@ -309,11 +309,14 @@ def _map_model(
 
 
 def _secret_strings(options: type[BaseModel], config: dict[str, Any]) -> list[str]:
-    """Every string given for a secret position, longest first, to scrub from messages."""
+    """Every string given for a secret position, longest first, to scrub from messages.
+
+    Blank ones are left out: hiding a lone space would mask every space of the message.
+    """
     found: list[str] = []
 
     def collect(value: str) -> str:
-        if value:
+        if value.strip():
             found.append(value)
         return value
 

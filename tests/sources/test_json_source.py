@@ -287,3 +287,27 @@ def test_header_values_are_sealed_and_masked_like_every_secret():
     assert TOKEN not in json.dumps(sealed)
     assert TOKEN not in json.dumps(SOURCE_REGISTRY.shown("json", sealed, key))
     assert SOURCE_REGISTRY.open("json", sealed, key)["headers"] == {"X-Key": TOKEN}
+
+
+async def test_a_key_header_is_not_sent_on_when_a_redirect_leads_to_another_origin(
+    server, start_server, client
+):
+    other = start_server("127.0.0.1")
+    serve(other, {"items": ARTICLES})
+    server.redirect("/api/news", other.url("/api/news"))
+    same_host = serve(server, {"items": ARTICLES}, path="/api/v2")
+    server.redirect("/api/old", same_host)
+
+    for path in ("/api/news", "/api/old"):
+        fetched = await source(
+            client,
+            url=server.url(path),
+            items="items",
+            id="id",
+            title="title",
+            headers={"X-Api-Key": "k3y-for-this-host-only"},
+        ).fetch({})
+        assert len(fetched.posts) == 2
+
+    assert [r.headers.get("x-api-key") for r in other.requests] == [None]
+    assert [r.headers.get("x-api-key") for r in server.requests] == ["k3y-for-this-host-only"] * 3

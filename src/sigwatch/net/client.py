@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
@@ -70,6 +70,8 @@ class OutboundClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.timeout_s = timeout_s
+        #: Sent with every request; robots.txt rules are matched against it.
+        self.user_agent = user_agent
         self.max_response_bytes = max_response_bytes
         self.max_redirects = max_redirects
         # A transport passed in stands for a service beyond this machine (tests with recorded
@@ -118,17 +120,26 @@ class OutboundClient:
         """Close pooled connections; the client cannot be used afterwards."""
         await self._client.aclose()
 
-    async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> FetchedResponse:
+    async def get(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        secret_headers: Iterable[str] = (),
+    ) -> FetchedResponse:
         """GET ``url`` following redirects; return 2xx/304 answers, raise FetchError otherwise.
 
         An error status raises HTTPStatusError (with the server's Retry-After and rate-limit
         reset), no answer at all TransportError, both retryable or not as their status says.
+        Credentials (Authorization, Cookie) and the headers named in ``secret_headers`` (an API
+        key header, say) are not sent on when a redirect leads to another origin.
         """
+        bound = _ORIGIN_BOUND_HEADERS | {name.lower() for name in secret_headers}
         try:
             # httpx's timeout bounds each connect/read; this bounds the whole fetch, so a server
             # that trickles a byte every few seconds cannot hold a worker forever.
             async with asyncio.timeout(self.timeout_s):
-                return await self._follow(url, dict(headers or {}))
+                return await self._follow(url, dict(headers or {}), bound)
         except TimeoutError:
             raise self._timeout_error(url) from None
 
@@ -174,7 +185,9 @@ class OutboundClient:
                 exc, method="POST", shown=shown, host=target.host, timeout_s=self.timeout_s
             ) from None
 
-    async def _follow(self, url: str, headers: dict[str, str]) -> FetchedResponse:
+    async def _follow(
+        self, url: str, headers: dict[str, str], origin_bound: frozenset[str] | set[str]
+    ) -> FetchedResponse:
         current = _checked_url(url)
         for redirects in range(self.max_redirects + 1):
             next_url = await self._request(current, headers)
@@ -187,9 +200,7 @@ class OutboundClient:
                 current.host,
                 current.port,
             ):
-                headers = {
-                    k: v for k, v in headers.items() if k.lower() not in _ORIGIN_BOUND_HEADERS
-                }
+                headers = {k: v for k, v in headers.items() if k.lower() not in origin_bound}
             current = next_url
         raise FetchError(
             f"too many redirects fetching {redact_url(url)}: stopped after {self.max_redirects} "

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import jmespath  # type: ignore[import-untyped]
 from jmespath import exceptions as jmespath_errors
@@ -48,13 +48,13 @@ from sigwatch.net.client import (
     status_error,
     url_problem,
 )
+from sigwatch.net.urls import normalised_url
 from sigwatch.sources.base import CollectedPost, FetchResult, Platforms
 from sigwatch.sources.presets import expand_preset_config, presets_help
 from sigwatch.sources.text import absolutize_urls, html_to_text, sanitize_html
 
 MAX_URL_CHARS = 2048
 MAX_EXPRESSION_CHARS = 1000
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _FUNCTIONS: dict[str, Any] = dict(Functions().FUNCTION_TABLE)
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _FIELD_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -333,7 +333,11 @@ class JsonApiSource:
             response = await self._post()
             new_state = dict(state)
         else:
-            response = await self.client.get(self.options.url, headers=self._get_headers(state))
+            response = await self.client.get(
+                self.options.url,
+                headers=self._get_headers(state),
+                secret_headers=self.options.headers or (),
+            )
             new_state = _next_state(state, response)
             if response.status == 304:
                 return FetchResult(posts=[], state=new_state, not_modified=True)
@@ -500,22 +504,6 @@ def parse_date(value: Any) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
-
-
-def normalised_url(url: str) -> str:
-    """``url`` with scheme and host lower-cased, the default port, the fragment and a trailing
-    slash dropped, an empty path made ``/``; the query is kept."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    if parts.port is not None and parts.port != _DEFAULT_PORTS.get(scheme):
-        host = f"{host}:{parts.port}"
-    path = parts.path or "/"
-    if len(path) > 1:
-        path = path.rstrip("/") or "/"
-    return urlunsplit((scheme, host, path, parts.query, ""))
 
 
 def _from_epoch(number: float) -> datetime | None:

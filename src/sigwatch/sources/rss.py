@@ -8,13 +8,14 @@ import io
 import xml.sax
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 import feedparser
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from sigwatch.errors import ParseError
 from sigwatch.net.client import FetchedResponse, OutboundClient, redact_url, url_problem
+from sigwatch.net.urls import normalised_url
 from sigwatch.sources.base import CollectedPost, FetchResult, Platforms
 from sigwatch.sources.text import (
     absolutize_urls,
@@ -26,7 +27,6 @@ from sigwatch.sources.text import (
 
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _DATE_FIELDS = ("published_parsed", "updated_parsed", "created_parsed")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Long enough for any real feed address, short enough to index (the origin is unique per owner).
 MAX_URL_CHARS = 2048
 
@@ -75,22 +75,9 @@ class RssOptions(BaseModel):
         return SecretStr(header)
 
     def origin(self) -> str:
-        """The feed's address normalised, so one feed added twice is recognised as one.
-
-        Scheme and host are lower-cased, the default port and the fragment dropped, an empty
-        path made ``/`` and a trailing slash removed from any longer path; the query is kept.
-        """
-        parts = urlsplit(self.url)
-        scheme = parts.scheme.lower()
-        host = (parts.hostname or "").lower()
-        if ":" in host:
-            host = f"[{host}]"
-        if parts.port is not None and parts.port != _DEFAULT_PORTS.get(scheme):
-            host = f"{host}:{parts.port}"
-        path = parts.path or "/"
-        if len(path) > 1:
-            path = path.rstrip("/") or "/"
-        return urlunsplit((scheme, host, path, parts.query, ""))
+        """The feed's address normalised (:func:`~sigwatch.net.urls.normalised_url`), so one
+        feed added twice is recognised as one."""
+        return normalised_url(self.url)
 
 
 class RssSource:

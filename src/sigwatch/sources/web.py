@@ -24,8 +24,9 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from sigwatch.errors import ConfigError, FetchError, HTTPStatusError, ParseError
 from sigwatch.net.client import FetchedResponse, OutboundClient, redact_url, url_problem
+from sigwatch.net.urls import normalised_url
 from sigwatch.sources.base import BackfillPage, CollectedPost, FetchResult, Platforms
-from sigwatch.sources.rss import MAX_URL_CHARS, RssOptions
+from sigwatch.sources.rss import MAX_URL_CHARS
 from sigwatch.sources.text import absolutize_urls, html_to_text, sanitize_html
 
 #: How long a host's robots.txt is trusted before it is read again.
@@ -165,7 +166,7 @@ class WebOptions(BaseModel):
 
     def origin(self) -> str:
         """The page's URL normalised as a feed's is, then the item selector."""
-        return f"{RssOptions(url=self.url).origin()} {self.item}"
+        return f"{normalised_url(self.url)} {self.item}"
 
 
 class WebSource:
@@ -514,9 +515,7 @@ def _validators(state: dict[str, Any], response: FetchedResponse) -> dict[str, A
 
 def _user_agent(client: OutboundClient) -> str:
     """The User-Agent the client sends, which robots.txt groups are matched against."""
-    # OutboundClient keeps it only in its httpx client's default headers.
-    agent = getattr(client, "user_agent", None) or client._client.headers.get("user-agent")
-    return str(agent or "sigwatch")
+    return client.user_agent or "sigwatch"
 
 
 def _product(agent: str) -> str:
