@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sigwatch.config import Settings
 from sigwatch.db.engine import create_engine, session_factory
+from sigwatch.db.jobs import request_backfill
 from sigwatch.db.models import Source
 from sigwatch.db.sources import create_source
 from sigwatch.db.types import utcnow
@@ -29,7 +30,8 @@ class ScriptedOptions(BaseModel):
 
 
 class ScriptedSource:
-    """Answers as its options say: ``pause`` refuses for good, ``wait`` asks for an hour."""
+    """Answers as its options say: ``pause`` refuses for good, ``wait`` asks for an hour, any
+    other answer is one post."""
 
     kind: ClassVar[str] = "scripted"
     Options: ClassVar[type[BaseModel]] = ScriptedOptions
@@ -41,7 +43,8 @@ class ScriptedSource:
         if self.answer == "pause":
             raise SourcePaused("the platform refused the token (401); set a new one, then resume")
         post = CollectedPost(external_id="1", text="rate limited, but here is a post")
-        return FetchResult(posts=[post], state={"seen": 1}, wait_s=3600.0)
+        wait_s = 3600.0 if self.answer == "wait" else None
+        return FetchResult(posts=[post], state={"seen": 1}, wait_s=wait_s)
 
 
 @pytest.fixture
@@ -54,7 +57,7 @@ async def sessions(
     await engine.dispose()
 
 
-async def poll(settings: Settings, sessions, answer: str) -> Source:
+async def poll(settings: Settings, sessions, answer: str, *, backfill: bool = False) -> Source:
     async with sessions.begin() as session:
         source = await create_source(
             session,
@@ -64,6 +67,8 @@ async def poll(settings: Settings, sessions, answer: str) -> Source:
             config={"answer": answer},
             poll_interval_s=60,
         )
+        if backfill:
+            await request_backfill(session, source.id, limit=100, requested_by=None)
     await collect_once(settings, sessions, [source.id])
     async with sessions() as session:
         stored = await session.get(Source, source.id)
@@ -87,3 +92,10 @@ async def test_a_rate_limited_answer_delays_the_next_poll_past_the_interval(
     source = await poll(migrated_database, sessions, "wait")
     assert source.enabled is True and source.last_error is None
     assert source.next_poll_at >= before + timedelta(seconds=3590)
+
+
+async def test_a_queued_backfill_does_not_make_the_source_due_again(migrated_database, sessions):
+    before = utcnow()
+    source = await poll(migrated_database, sessions, "plain", backfill=True)
+    # A queued poll job would have made it due at once; a backfill waits for a worker instead.
+    assert source.next_poll_at >= before + timedelta(seconds=50)

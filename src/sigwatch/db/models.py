@@ -192,6 +192,14 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: A backfill's target: how many past posts to go through (None for a poll).
+    post_limit: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: Where a backfill's next (older) page starts, as its kind gave it; None: from the newest.
+    cursor: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
+    #: The worker running a backfill, until when: an expired lease means its worker is gone.
+    #: A poll's job needs none, since the poll holds its source's lease.
+    lease_owner: Mapped[str | None] = mapped_column(String(128), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class AuditLog(Base):

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import and_, case, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sigwatch.db.jobs import POLL
 from sigwatch.db.models import Job, Source
 
 
@@ -148,7 +149,8 @@ async def _next_poll_at(
     """
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(select(Source.id).where(Source.id == source_id).with_for_update())
-    queued = exists().where(Job.source_id == source_id, Job.status == "queued")
+    # A queued backfill is a worker's to take, not a poll asked for.
+    queued = exists().where(Job.source_id == source_id, Job.status == "queued", Job.kind == POLL)
     # Typed binds, so SQLite gets the same naive-UTC text as every other timestamp.
     moment = Source.next_poll_at.type
     return case((queued, literal(requested or now, moment)), else_=literal(scheduled, moment))

@@ -20,9 +20,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import quote, urljoin, urlsplit
 
-import jmespath  # type: ignore[import-untyped]
+import jmespath
 from jmespath import exceptions as jmespath_errors
-from jmespath.functions import Functions  # type: ignore[import-untyped]
+from jmespath.functions import Functions
 from pydantic import (
     BaseModel,
     ConfigDict,

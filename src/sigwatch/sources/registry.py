@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from sigwatch.errors import Conflict
 from sigwatch.kinds import KindRegistry, dump_clear, secret_fields
 from sigwatch.net.client import OutboundClient
 from sigwatch.sources.base import Platforms, Source
@@ -84,3 +85,26 @@ def options_origin(options: BaseModel) -> str:
     hidden = set(secret_fields(type(options)))
     public = {name: value for name, value in dump_clear(options).items() if name not in hidden}
     return json.dumps(public, sort_keys=True, separators=(",", ":"))
+
+
+def backfill_kinds() -> list[str]:
+    """The source kinds of this installation that page back through older posts."""
+    return sorted(
+        kind for kind, plugin in SOURCE_KINDS.items() if callable(getattr(plugin, "backfill", None))
+    )
+
+
+def ensure_backfillable(source_id: int, kind: str, *, enabled: bool) -> None:
+    """Conflict saying why, unless a backfill of this source can start now."""
+    able = backfill_kinds()
+    if kind not in able:
+        which = f"kinds that can: {', '.join(able)}" if able else "no installed kind can yet"
+        raise Conflict(
+            f"source {source_id} cannot be backfilled: {kind} sources reach only their latest "
+            f"posts (what their feed or page shows), not past them; {which}"
+        )
+    if not enabled:
+        raise Conflict(
+            f"source {source_id} is paused: resume it (`sigwatch source resume {source_id}`, "
+            "or PATCH it with enabled true), then backfill it"
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from asyncio import FIRST_COMPLETED
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from sigwatch.live.events import publish_alert_events
 from sigwatch.net.client import OutboundClient
 from sigwatch.observability.metrics import QUEUE_DEPTH
 from sigwatch.sources.base import Platforms
+from sigwatch.worker.backfill import BackfillLoop
 from sigwatch.worker.collect import PollOutcome, poll_source
 from sigwatch.worker.deliver import DeliveryPipeline, RetryPolicy
 from sigwatch.worker.search_index import SearchIndexMerger
@@ -35,6 +37,9 @@ IDLE_TICK_S = 1.0
 DELIVERY_BATCH = 64
 #: Longest pause after the database failed to answer, before trying again.
 MAX_DB_RETRY_S = 30.0
+#: How often the queue-depth gauge is refreshed. Counting the due sources at every claim cost
+#: as much CPU as the claim itself while a backlog was worked off (benchmarks/bench_poll.py).
+QUEUE_DEPTH_EVERY_S = 1.0
 
 
 def new_worker_id() -> str:
@@ -67,6 +72,7 @@ class Worker:
         self._deliveries_due = asyncio.Event()
         self._search_index = SearchIndexMerger(sessions)
         self._platforms = Platforms.from_settings(settings)
+        self._queue_depth_due_at = 0.0  # time.monotonic() of the gauge's next refresh
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll sources and send deliveries until ``stop`` is set, then finish in-flight work."""
@@ -76,7 +82,10 @@ class Worker:
         log.info("worker started", worker_id=self.worker_id)
         try:
             await asyncio.gather(
-                self._run_sources(stop), self._run_deliveries(stop), self._search_index.run(stop)
+                self._run_sources(stop),
+                self._run_deliveries(stop),
+                self._search_index.run(stop),
+                self._run_backfills(stop),
             )
         finally:
             if self._client is None:
@@ -93,7 +102,8 @@ class Worker:
                 free = self.settings.worker_concurrency - len(in_flight)
                 claimed: list[ClaimedSource] = []
                 try:
-                    claimed = await self._claim(free)
+                    if free > 0:  # with every slot busy a claim could take nothing: wait instead
+                        claimed = await self._claim(free)
                     db_failures = 0
                 except Exception as exc:  # the database may be restarting; keep the loop alive
                     db_failures += 1
@@ -177,6 +187,21 @@ class Worker:
             except Exception as exc:  # leases expire by themselves if the database is away
                 log.warning("releasing delivery leases failed", error=str(exc))
 
+    async def _run_backfills(self, stop: asyncio.Event) -> None:
+        """Run queued backfill jobs beside the polls (see :mod:`sigwatch.worker.backfill`)."""
+        assert self._active_client is not None
+        await BackfillLoop(
+            self.sessions,
+            client=self._active_client,
+            secret_key=self._secret_key,
+            platforms=self._platforms,
+            worker_id=self.worker_id,
+            lease_s=self.settings.lease_s,
+            idle_tick_s=self._idle_tick_s,
+            shutdown_grace_s=self.settings.shutdown_grace_s,
+            on_page=lambda _progress: self._search_index.posts_stored(),
+        ).run(stop)
+
     async def _claim(self, limit: int) -> list[ClaimedSource]:
         async with self.sessions.begin() as session:
             now = utcnow()
@@ -187,7 +212,9 @@ class Worker:
                 lease_s=self.settings.lease_s,
                 limit=limit,
             )
-            QUEUE_DEPTH.set(await count_due_sources(session, now=now))
+            if time.monotonic() >= self._queue_depth_due_at:
+                QUEUE_DEPTH.set(await count_due_sources(session, now=now))
+                self._queue_depth_due_at = time.monotonic() + QUEUE_DEPTH_EVERY_S
         return claimed
 
     async def _poll(self, source: ClaimedSource) -> PollOutcome:

@@ -1,4 +1,4 @@
-"""Jobs: the progress and outcome of a poll asked for through the API."""
+"""Jobs: the progress and outcome of a poll or a backfill asked for through the API."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Sources: create, list, read (with health and post count), change, remove, and poll now.
+"""Sources: create, list, read (with health and post count), change, remove, poll now, and
+backfill (archive past posts).
 
 A config comes back with every secret option masked, in every response and audit row; the
 secrets themselves are sealed in the database (see :mod:`sigwatch.manage.sources`).
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
+from pydantic import Field
 
 from sigwatch.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
 from sigwatch.api.openapi import error_responses
@@ -17,6 +19,7 @@ from sigwatch.api.schemas import (
     MAX_INT32,
     JobOut,
     PageOut,
+    RequestModel,
     SourceCreate,
     SourceKind,
     SourceOut,
@@ -29,6 +32,7 @@ from sigwatch.errors import Conflict
 from sigwatch.manage.sources import create_source as add_source
 from sigwatch.manage.sources import shown_source_config
 from sigwatch.manage.sources import update_source as change_source
+from sigwatch.sources.registry import ensure_backfillable
 
 router = APIRouter(prefix=f"{API_PREFIX}/sources", tags=["sources"])
 
@@ -154,6 +158,55 @@ async def poll_source(
     job = await jobs.queue_poll(session, source_id, requested_by=principal.user.id)
     await record_audit(
         session, principal.user, "poll", "source", source_id, None, {"job_id": job.id}
+    )
+    await session.commit()
+    return JobOut.model_validate(job)
+
+
+class BackfillRequest(RequestModel):
+    """How many past posts a backfill goes through, and whether it starts over."""
+
+    limit: int = Field(ge=1, le=MAX_INT32, description="Most past posts to go through.")
+    restart: bool = Field(
+        default=False,
+        description="Start from the newest post instead of going on from an interrupted backfill.",
+    )
+
+
+@router.post(
+    "/{source_id}/backfill",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(409),
+)
+async def backfill_source(
+    source_id: SourceId, body: BackfillRequest, principal: CurrentPrincipal, session: SessionDep
+) -> JobOut:
+    """Archive up to ``limit`` past posts of the source, page by page; answers its job.
+
+    A worker runs the job; its counters (fetched, new, updated, pages, left_to_poll) and
+    progress show at ``GET /api/v1/jobs/{id}``. An interrupted backfill (failed, or its worker
+    gone) goes on from where it stopped, in the same job, unless ``restart`` is set; one
+    running now is answered as is, with the new limit. Backfilled posts are archived without
+    detection or alerts. 409 when the source's kind cannot reach past its latest posts, or
+    the source is paused.
+    """
+    source = await sources.get_source(session, source_id, owner_id=principal.owner_filter)
+    ensure_backfillable(source_id, source.kind, enabled=source.enabled)
+    job = await jobs.request_backfill(
+        session,
+        source_id,
+        limit=body.limit,
+        requested_by=principal.user.id,
+        restart=body.restart,
+    )
+    await record_audit(
+        session,
+        principal.user,
+        "backfill",
+        "source",
+        source_id,
+        None,
+        {"job_id": job.id, "limit": body.limit, "restart": body.restart},
     )
     await session.commit()
     return JobOut.model_validate(job)
