@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     discord_api_url: str = Field(
         "https://discord.com/api/v10", description="Base URL of Discord's bot REST API."
     )
+    browser_path: str | None = Field(
+        None,
+        description="Chromium that renders `web` sources with `render: true`; default: the "
+        "`chromium` on PATH, else Playwright's own.",
+    )
     max_backoff_s: int = Field(
         6 * 3600,
         ge=60,

@@ -18,7 +18,7 @@ from sigwatch.errors import (
     TransportError,
 )
 from sigwatch.net.client import OutboundClient
-from sigwatch.sources import web
+from sigwatch.sources import render, web
 from sigwatch.sources.base import can_backfill
 from sigwatch.sources.registry import build_source, source_origin, validate_config
 from sigwatch.sources.web import WebOptions, WebSource, parse_date, parse_selector
@@ -442,20 +442,12 @@ def test_origin_is_the_normalised_url_and_the_item_selector():
 
 
 def test_render_without_playwright_is_a_config_error_saying_how_to_install(monkeypatch, client):
-    monkeypatch.setattr(web, "playwright_installed", lambda: False)
+    monkeypatch.setattr(render, "playwright_installed", lambda: False)
     config = validate_config(
         "web", {"url": "https://news.example/", "item": "li", "title": "a", "render": True}
     )
 
-    with pytest.raises(ConfigError, match="pip install playwright"):
-        build_source("web", config, client)
-
-
-def test_render_with_playwright_is_still_refused_as_not_supported_yet(monkeypatch, client):
-    monkeypatch.setattr(web, "playwright_installed", lambda: True)
-    config = {"url": "https://news.example/", "item": "li", "title": "a", "render": True}
-
-    with pytest.raises(ConfigError, match="not supported by this version"):
+    with pytest.raises(ConfigError, match=r"pip install 'sigwatch\[render\]'"):
         build_source("web", config, client)
 
 

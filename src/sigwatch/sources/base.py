@@ -55,7 +55,8 @@ class FetchResult:
 
 @dataclass(frozen=True, slots=True)
 class Platforms:
-    """Where the platforms' APIs answer and the operator's default credentials (settings).
+    """Where the platforms' APIs answer, the operator's default credentials and the browser
+    that renders pages (settings).
 
     Tests point these at a server on 127.0.0.1 serving recorded answers.
     """
@@ -65,6 +66,8 @@ class Platforms:
     telegram_url: str = "https://t.me"
     reddit_url: str = "https://www.reddit.com"
     discord_api_url: str = "https://discord.com/api/v10"
+    #: The Chromium that renders pages for ``web`` sources with ``render: true``.
+    browser_path: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Platforms:
@@ -76,6 +79,7 @@ class Platforms:
             telegram_url=settings.telegram_url.rstrip("/"),
             reddit_url=settings.reddit_url.rstrip("/"),
             discord_api_url=settings.discord_api_url.rstrip("/"),
+            browser_path=settings.browser_path,
         )
 
 

@@ -9,7 +9,6 @@ hour per host, and fetches are conditional (ETag, Last-Modified), as for feeds.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
 import time
 from dataclasses import dataclass
@@ -22,10 +21,11 @@ from protego import Protego
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
-from sigwatch.errors import ConfigError, FetchError, HTTPStatusError, ParseError
+from sigwatch.errors import FetchError, HTTPStatusError, ParseError
 from sigwatch.net.client import FetchedResponse, OutboundClient, redact_url, url_problem
 from sigwatch.net.urls import normalised_url
 from sigwatch.sources.base import BackfillPage, CollectedPost, FetchResult, Platforms
+from sigwatch.sources.render import render_page, require_playwright
 from sigwatch.sources.rss import MAX_URL_CHARS
 from sigwatch.sources.text import absolutize_urls, html_to_text, sanitize_html
 
@@ -115,8 +115,8 @@ class WebOptions(BaseModel):
     render: bool = Field(
         False,
         description=(
-            "Render the page in a headless browser first, for pages built by JavaScript; "
-            "not available yet (refused with how to install Playwright)."
+            "Render the page in a headless Chromium first, for pages whose items are built by "
+            "JavaScript; needs the `render` extra (Playwright) and Chromium."
         ),
     )
 
@@ -182,19 +182,23 @@ class WebSource:
         self, options: WebOptions, client: OutboundClient, platforms: Platforms | None = None
     ) -> None:
         if options.render:
-            raise ConfigError(_render_refusal())
+            require_playwright()
         self.options = options
         self.client = client
+        self.browser_path = platforms.browser_path if platforms is not None else None
 
     async def fetch(self, state: dict[str, Any]) -> FetchResult:
-        """The page's items, unless it is unchanged since ``state`` or robots.txt refuses it."""
+        """The page's items, unless it is unchanged since ``state`` or robots.txt refuses it.
+
+        A rendered page is fetched whole each time: what its scripts build has no validators.
+        """
         await self._check_robots()
         headers: dict[str, str] = {}
         if state.get("etag"):
             headers["If-None-Match"] = str(state["etag"])
         if state.get("last_modified"):
             headers["If-Modified-Since"] = str(state["last_modified"])
-        response = await self.client.get(self.options.url, headers=headers)
+        response = await self._page(headers)
         new_state = _validators(state, response)
         if response.status == 304:
             return FetchResult(posts=[], state=new_state, not_modified=True)
@@ -206,9 +210,15 @@ class WebSource:
     async def backfill(self, state: dict[str, Any], cursor: dict[str, Any] | None) -> BackfillPage:
         """The page's items, in full: a web page has no older pages to reach (cursor None)."""
         await self._check_robots()
-        response = await self.client.get(self.options.url)
+        response = await self._page({})
         posts, _ = self._read_page(response, matched_before=bool(state.get("matched")))
         return BackfillPage(posts=posts, cursor=None)
+
+    async def _page(self, headers: dict[str, str]) -> FetchedResponse:
+        """The page as served, or as a headless browser shows it once its scripts ran."""
+        if self.options.render:
+            return await render_page(self.options.url, self.client, browser_path=self.browser_path)
+        return await self.client.get(self.options.url, headers=headers)
 
     def _read_page(
         self, response: FetchedResponse, *, matched_before: bool
@@ -388,26 +398,6 @@ def refusing_rule(robots_txt: str, url: str, agent: str) -> str | None:
         if not Protego.parse(f"User-agent: *\nDisallow: {value}\n").can_fetch(url, agent):
             refusing.append(value)
     return f"Disallow: {max(refusing, key=len)}" if refusing else None
-
-
-def playwright_installed() -> bool:
-    """Whether Playwright, which rendering would drive, can be imported here."""
-    return importlib.util.find_spec("playwright") is not None
-
-
-def _render_refusal() -> str:
-    """Why ``render: true`` cannot be honoured, and what to do: install Playwright, or not
-    render, since this version does not drive a browser yet."""
-    if not playwright_installed():
-        return (
-            "render: true needs Playwright, which is not installed: run "
-            "`pip install playwright` then `playwright install chromium` where sigwatch runs, "
-            "or set render to false (most news pages need no browser)"
-        )
-    return (
-        "render: true is not supported by this version of sigwatch yet, even with Playwright "
-        "installed: set render to false, or watch the page's RSS feed or JSON API instead"
-    )
 
 
 def _select_all(item: LexborNode, spec: str | None) -> list[LexborNode]:
