@@ -47,6 +47,7 @@ bench: install ## run the benchmarks (set SIGWATCH_TEST_DATABASE_URL to include 
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/eval_detection.py
 	$(BIN)/python benchmarks/bench_detect.py
+	$(BIN)/python benchmarks/bench_poll.py
 	$(BIN)/python benchmarks/bench_deliver.py
 	$(BIN)/python benchmarks/bench_live.py
 

@@ -236,3 +236,112 @@ async def test_worker_merges_the_search_index_after_storing_posts(
         assert await merge_pending_search_entries(session) == 0
         page = await list_posts(session, owner_id=None, q="unlock two")
     assert [p.title for p in page.items] == ["token unlock two"]
+
+
+async def test_worker_claims_nothing_while_every_slot_is_busy(
+    worker_settings, sessions, server, monkeypatch
+):
+    from sigwatch.worker import runner
+
+    limits: list[int] = []
+    claim = runner.claim_due_sources
+
+    async def recording_claim(session, **kw):
+        limits.append(kw["limit"])
+        return await claim(session, **kw)
+
+    monkeypatch.setattr(runner, "claim_due_sources", recording_claim)
+    url = server.sleep_then_serve("/slow.xml", 0.5, rss_feed(["late"]))
+    source_id = await add_source(sessions, url, poll_interval_s=600)
+    settings = worker_settings.model_copy(update={"worker_concurrency": 1})
+
+    async def stored() -> bool:
+        return await post_titles(sessions, source_id) == ["late"]
+
+    await run_worker_until(settings, sessions, stored)
+
+    # The idle tick (50 ms) passed about ten times during the poll; none of them claimed.
+    assert limits and all(limit == 1 for limit in limits)
+
+
+async def test_queue_depth_gauge_is_counted_once_per_period_not_at_every_claim(
+    worker_settings, sessions, server, monkeypatch
+):
+    from sigwatch.observability.metrics import REGISTRY
+    from sigwatch.worker import runner
+
+    counts: list[int] = []
+    count = runner.count_due_sources
+
+    async def recording_count(session, **kw):
+        counts.append(await count(session, **kw))
+        return counts[-1]
+
+    monkeypatch.setattr(runner, "count_due_sources", recording_count)
+    monkeypatch.setattr(runner, "QUEUE_DEPTH_EVERY_S", 60.0)  # one period covers the test
+    url = server.serve("/feed.xml", rss_feed(["one"]))
+    for n in range(4):
+        await add_source(sessions, f"{url}?copy={n}", poll_interval_s=600)
+    settings = worker_settings.model_copy(update={"worker_concurrency": 1})
+
+    async def all_polled() -> bool:
+        async with sessions() as session:
+            rows = await session.scalars(select(Source.last_success_at))
+            return sum(row is not None for row in rows) == 4
+
+    await run_worker_until(settings, sessions, all_polled)
+
+    # Four claims of one source each: the gauge was counted at the first only, and saw the
+    # three sources still due after it.
+    assert counts == [3]
+    assert REGISTRY.get_sample_value("sigwatch_queue_depth") == 3
+
+
+async def test_a_claim_tells_which_sources_have_a_poll_job_waiting(
+    worker_settings, sessions, server
+):
+    from sigwatch.db.jobs import BACKFILL
+    from sigwatch.db.models import Job
+    from sigwatch.db.schedule import claim_due_sources
+
+    url = server.serve("/feed.xml", rss_feed(["one"]))
+    asked, backfilling, plain = [await add_source(sessions, f"{url}?{n}") for n in range(3)]
+    async with sessions.begin() as session:
+        await queue_poll(session, asked, requested_by=None)
+        session.add(Job(source_id=backfilling, kind=BACKFILL, status="queued"))
+    async with sessions.begin() as session:
+        claimed = await claim_due_sources(
+            session, worker_id="w", now=utcnow() + timedelta(seconds=1), lease_s=60, limit=10
+        )
+
+    assert {c.id: c.jobs_waiting for c in claimed} == {
+        asked: True,
+        backfilling: False,  # a backfill is not a poll's to answer
+        plain: False,
+    }
+
+
+async def test_a_poll_without_a_job_waiting_does_not_look_for_one(
+    worker_settings, sessions, server, monkeypatch
+):
+    from sigwatch.worker import collect
+
+    looked: list[int] = []
+    start = collect.start_queued_jobs
+
+    async def recording_start(session, source_id):
+        looked.append(source_id)
+        return await start(session, source_id)
+
+    monkeypatch.setattr(collect, "start_queued_jobs", recording_start)
+    url = server.serve("/feed.xml", rss_feed(["one"]))
+    plain, asked = await add_source(sessions, url), await add_source(sessions, f"{url}?asked")
+    async with sessions.begin() as session:
+        job_id = (await queue_poll(session, asked, requested_by=None)).id
+
+    outcomes = await collect_once(worker_settings, sessions, [plain, asked])
+
+    assert all(outcome.ok for outcome in outcomes)
+    assert looked == [asked]
+    async with sessions() as session:
+        assert (await get_job(session, job_id)).status == "succeeded"

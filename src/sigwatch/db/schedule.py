@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select, update
+from sqlalchemy import and_, case, exists, func, literal, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sigwatch.db.jobs import POLL
+from sigwatch.db.jobs import ACTIVE_STATUSES, POLL
 from sigwatch.db.models import Job, Source
 
 
@@ -35,6 +35,9 @@ class ClaimedSource:
     poll_interval_s: int
     consecutive_failures: int
     lease_expires_at: datetime
+    #: Whether a job (a "poll now") was open on the source when it was claimed. Without one the
+    #: poll has no job to start; a job asked for after the claim is answered by the next poll.
+    jobs_waiting: bool = True
 
 
 def _claimable(now: datetime) -> Any:
@@ -67,6 +70,14 @@ async def claim_due_sources(
     if session.get_bind().dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
     expires = now + timedelta(seconds=lease_s)
+    # What start_queued_jobs would take now, so a poll without a job can skip looking for one.
+    # The source's id is spelled out: SQLAlchemy writes RETURNING columns unqualified on
+    # SQLite, where a bare "id" inside the subquery would mean the job's own id.
+    jobs_waiting = exists().where(
+        Job.source_id == literal_column(f"{Source.__tablename__}.id"),
+        Job.kind == POLL,
+        Job.status.in_(ACTIVE_STATUSES),
+    )
     statement = (
         update(Source)
         .where(Source.id.in_(candidates.scalar_subquery()), _claimable(now))
@@ -79,6 +90,7 @@ async def claim_due_sources(
             Source.state,
             Source.poll_interval_s,
             Source.consecutive_failures,
+            jobs_waiting.label("jobs_waiting"),
         )
         .execution_options(synchronize_session=False)
     )
@@ -93,6 +105,7 @@ async def claim_due_sources(
             poll_interval_s=row.poll_interval_s,
             consecutive_failures=row.consecutive_failures,
             lease_expires_at=expires,
+            jobs_waiting=bool(row.jobs_waiting),
         )
         for row in sorted(rows, key=lambda r: r.id)
     ]

@@ -102,8 +102,10 @@ async def _poll(
     platforms: Platforms | None,
 ) -> PollOutcome:
     started = time.perf_counter()
-    async with sessions.begin() as session:
-        job_ids = await start_queued_jobs(session, claimed.id)
+    job_ids: list[int] = []
+    if claimed.jobs_waiting:  # most polls answer no job: no transaction to look for one
+        async with sessions.begin() as session:
+            job_ids = await start_queued_jobs(session, claimed.id)
     try:
         source = open_source(
             claimed.kind,
