@@ -65,25 +65,22 @@ async def test_the_title_and_language_of_each_page(server, client, corpus_dir, e
 @pytest.mark.parametrize("entry", PAGES, ids=IDS)
 async def test_the_open_graph_title_read_from_a_meta_attribute(server, client, corpus_dir, entry):
     expected = entry["expect"].get("og_title")
-    if expected is None:
-        pytest.skip("the page has no og:title")
 
     result = await collect(
         server, client, corpus_dir, entry, item="head", title="meta[property='og:title']@content"
     )
 
-    assert result.posts[0].title == same_text(expected)
+    # A page without one gives an item with nothing to read: no post, and a warning.
+    assert [post.title for post in result.posts] == ([same_text(expected)] if expected else [])
 
 
 @pytest.mark.parametrize("entry", PAGES, ids=IDS)
 async def test_the_first_heading(server, client, corpus_dir, entry):
     expected = entry["expect"].get("h1")
-    if expected is None:
-        pytest.skip("the page has no <h1>")
 
     result = await collect(server, client, corpus_dir, entry, item="body", title="h1")
 
-    assert result.posts[0].title == same_text(expected)
+    assert [post.title for post in result.posts] == ([same_text(expected)] if expected else [])
 
 
 @pytest.mark.parametrize("entry", PAGES, ids=IDS)
