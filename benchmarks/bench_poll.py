@@ -14,7 +14,8 @@ ETag it got (304s). CPU per poll is this process's CPU time over the phase.
 
 Then sigwatch: one ``sigwatch worker`` process with the deployed settings (log level, lease,
 concurrency, timeouts: the defaults or the SIGWATCH_* environment, the same concurrency as the
-bare loop), except that the SSRF guard allows 127.0.0.1/32. The database is migrated and holds
+bare loop), except that the SSRF guard allows 127.0.0.1/32 and the per-host rate limit is off
+(every feed is on the one local server). The database is migrated and holds
 the watchlist and the sources, none due. A few warm-up sources are made due and polled first,
 so the worker has started, compiled the watchlist and connected before anything is timed.
 Phase 1 (full): every source's ``next_poll_at`` is set to now; the worker claims them, fetches
@@ -469,13 +470,17 @@ async def prepare(
 
 
 def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
-    """``sigwatch worker`` as deployed, except that the SSRF guard lets it reach 127.0.0.1."""
+    """``sigwatch worker`` as deployed, except that the SSRF guard lets it reach 127.0.0.1 and
+    the per-host rate limit is off."""
     environ = {
         **os.environ,
         "SIGWATCH_DATA_DIR": str(settings.data_dir),
         "SIGWATCH_DATABASE_URL": settings.effective_database_url,
         "SIGWATCH_SECRET_KEY": SECRET_KEY,
         "SIGWATCH_ALLOWED_PRIVATE_NETWORKS": '["127.0.0.1/32"]',
+        # All the feeds are on one local server: the per-host politeness limit (10/s by
+        # default) would measure itself, not the worker.
+        "SIGWATCH_HOST_RATE_LIMIT": "",
     }
     with log_path.open("wb") as log:
         return subprocess.Popen(

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         description="User-Agent header of outbound requests.",
     )
     poll_interval_s: int = Field(300, ge=10, description="Default poll interval of a new source.")
+    public_url: str | None = Field(
+        None,
+        description="Base URL at which WebSub hubs reach this instance, e.g. "
+        "https://sigwatch.example.com; unset: no WebSub push, feeds are polled only.",
+    )
     x_api_url: str = Field(
         "https://api.x.com", description="Base URL of the X API v2 (`x_user`, `x_search`)."
     )
@@ -150,12 +155,48 @@ class Settings(BaseSettings):
         "1200/minute", description="Requests one user may make with access tokens."
     )
     rate_limit_per_api_key: str = Field("1200/minute", description="Requests one API key may make.")
+    host_rate_limit: str | None = Field(
+        "10/second",
+        description="Outbound requests to one host, all sources together, e.g. 10/second; "
+        "empty: no limit.",
+    )
+    credential_rate_limit: str | None = Field(
+        None,
+        description="Outbound requests with one Authorization value (token), e.g. 300/minute; "
+        "unset or empty: no limit.",
+    )
+    breaker_failures: int = Field(
+        5, ge=1, le=1000, description="Transient failures in a row that open a host's breaker."
+    )
+    breaker_open_s: float = Field(
+        60.0, ge=1, le=86400, description="How long a host's breaker stays open the first time."
+    )
+    breaker_max_open_s: float = Field(
+        3600.0,
+        ge=1,
+        le=86400,
+        description="Longest a breaker stays open; each failed half-open trial doubles the time.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Lowest log level written."
     )
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="Log format; auto: readable on a terminal, JSON otherwise."
     )
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        scheme, _, rest = value.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest or "?" in rest or "#" in rest:
+            raise ValueError(
+                "must be the http:// or https:// base URL hubs reach this instance at, without "
+                "a query, for example https://sigwatch.example.com"
+            )
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -172,15 +213,24 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("rate_limit_per_ip", "rate_limit_per_user", "rate_limit_per_api_key")
+    @field_validator(
+        "rate_limit_per_ip",
+        "rate_limit_per_user",
+        "rate_limit_per_api_key",
+        "host_rate_limit",
+        "credential_rate_limit",
+    )
     @classmethod
-    def _check_rate_limit(cls, value: str) -> str:
+    def _check_rate_limit(cls, value: str | None) -> str | None:
         # Imported here: the limits package takes a quarter second to load, and most CLI
         # commands never need it.
         from limits import parse_many
 
+        if value is None:
+            return None
         try:
-            parse_many(value)
+            if any(item.amount < 1 for item in parse_many(value)):
+                raise ValueError
         except ValueError:
             raise ValueError(
                 f"{value!r} is not a rate limit: write COUNT/PERIOD such as 600/minute, "
@@ -221,6 +271,22 @@ class Settings(BaseSettings):
                     ) from None
             return [str(item).strip() for item in value]
         return value
+
+    @field_validator("host_rate_limit", "credential_rate_limit", mode="before")
+    @classmethod
+    def _empty_means_no_limit(cls, value: Any) -> Any:
+        # SIGWATCH_HOST_RATE_LIMIT= (empty) is how an operator switches the limit off.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _check_breaker_times(self) -> Settings:
+        if self.breaker_max_open_s < self.breaker_open_s:
+            raise ValueError(
+                f"SIGWATCH_BREAKER_MAX_OPEN_S ({self.breaker_max_open_s:g}s) is below "
+                f"SIGWATCH_BREAKER_OPEN_S ({self.breaker_open_s:g}s): the longest open period "
+                "cannot be shorter than the first, so raise it"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_timeouts_fit_the_lease(self) -> Settings:

@@ -10,8 +10,11 @@
     │   │   └── NetworkError   the exchange with the server failed; ``retryable`` says if a
     │   │       │              later try may succeed
     │   │       ├── TransportError  no HTTP answer: timeout, DNS, TLS, refused connection
-    │   │       └── HTTPStatusError the server answered an error status (``status``,
-    │   │                           ``retry_after_s``, ``rate_limit_reset_s``)
+    │   │       ├── HTTPStatusError the server answered an error status (``status``,
+    │   │       │                   ``retry_after_s``, ``rate_limit_reset_s``)
+    │   │       └── HostUnavailable sigwatch held the request back (``wait_s``)
+    │   │           ├── CircuitOpen      the host's circuit breaker is open
+    │   │           └── HostRateLimited  the per-host or per-credential limit is spent
     │   └── ParseError         the body could not be understood
     ├── DeliveryError          a notification could not be delivered
     │   ├── TransientDeliveryError  worth retrying later (timeout, 5xx, 429)
@@ -69,6 +72,11 @@ class NetworkError(FetchError):
         """True when the same request may succeed later, without anyone changing anything."""
         return True
 
+    @property
+    def wait_s(self) -> float | None:
+        """Seconds to wait before trying again, when known; a schedule honours it."""
+        return None
+
 
 class TransportError(NetworkError):
     """No HTTP answer came (timeout, DNS failure, TLS failure, refused or dropped connection).
@@ -117,6 +125,32 @@ class HTTPStatusError(NetworkError):
         if self.rate_limited and self.rate_limit_reset_s is not None:
             asked.append(self.rate_limit_reset_s)
         return max(asked) if asked else None
+
+
+class HostUnavailable(NetworkError):
+    """sigwatch held a request back without sending it; :attr:`wait_s` says for how long.
+
+    Always retryable: the hold ends by itself. No request reached the server, so it neither
+    counts toward the host's circuit breaker nor against the server's own limits.
+    """
+
+    def __init__(self, message: str, *, host: str, wait_s: float) -> None:
+        super().__init__(message)
+        self.host = host
+        self._wait_s = max(0.0, wait_s)
+
+    @property
+    def wait_s(self) -> float:
+        """Seconds until the hold on this host ends."""
+        return self._wait_s
+
+
+class CircuitOpen(HostUnavailable):
+    """The host failed too often in a row; requests to it fail at once until it is tried again."""
+
+
+class HostRateLimited(HostUnavailable):
+    """sigwatch's own per-host or per-credential rate limit has no request left for now."""
 
 
 class ParseError(SourceError):

@@ -18,6 +18,9 @@ PUBLIC = {
     ("GET", "/health/ready"),
     ("POST", "/api/v1/auth/token"),
     ("POST", "/api/v1/auth/refresh"),
+    # WebSub hubs carry no credentials: the callback's token and the push's HMAC stand in.
+    ("GET", "/websub/{subscription_id}/{token}"),
+    ("POST", "/websub/{subscription_id}/{token}"),
 }
 ADMIN_ONLY = {
     ("POST", "/api/v1/users"),

@@ -39,6 +39,7 @@ from sigwatch.api.routes import (
     auth as auth_routes,
 )
 from sigwatch.api.routes import live as live_routes
+from sigwatch.api.routes import websub as websub_routes
 from sigwatch.api.swagger_ui import install_swagger_ui
 from sigwatch.config import Settings, ensure_secret_key
 from sigwatch.db.engine import create_engine, session_factory
@@ -94,6 +95,8 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
     # Before the alerts router, whose /alerts/{alert_id} would otherwise take /alerts/stream;
     # the live routes authenticate themselves (WebSockets take credentials as query parameters).
     app.include_router(live_routes.router)
+    # Hubs carry no credentials: the callback's token and the pushes' HMAC authenticate them.
+    app.include_router(websub_routes.router)
     # Every resource router requires a caller; routes that need one ask for it again (cached).
     authenticated = [Depends(get_principal)]
     for module in (

@@ -261,6 +261,20 @@ class SourceUpdate(PatchModel):
     poll_interval_s: PollInterval | None = None
 
 
+class HostBreakerOut(ResponseModel):
+    """The circuit breaker of the host a source fetches from, shared by the sources on it.
+
+    ``state`` is ``unknown`` where this process cannot see the breakers: an API process
+    without Redis, while the workers keep them in their own memory.
+    """
+
+    host: str | None = Field(description="The host (with its port when not the default).")
+    state: Literal["closed", "open", "half_open", "unknown"]
+    failures: int | None = Field(None, description="Transient failures in a row, when known.")
+    retry_at: datetime | None = Field(None, description="When an open breaker tries again.")
+    summary: str = Field(description="closed, open until T, half-open or unknown.")
+
+
 class SourceOut(ResponseModel):
     """A source with its health and the number of posts it has stored."""
 
@@ -280,6 +294,7 @@ class SourceOut(ResponseModel):
     created_at: datetime
     updated_at: datetime
     post_count: int = 0
+    breaker: HostBreakerOut | None = None
 
 
 # --- jobs ------------------------------------------------------------------------------------

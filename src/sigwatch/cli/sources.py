@@ -173,11 +173,20 @@ async def _discover(settings: Settings, url: str) -> str:
 @source_app.command("list")
 @friendly_errors
 def source_list() -> None:
-    """List sources with their health: last poll, failures, last error and next poll."""
+    """List sources with their health: last poll, failures, host breaker, error, next poll."""
     settings = cli_settings()
-    sources, owners = run(_source_list(settings))
+    sources, owners, breakers = run(_source_list(settings))
     table = Table(
-        "id", "kind", "name", "owner", "interval", "health", "last success", "next poll", "error"
+        "id",
+        "kind",
+        "name",
+        "owner",
+        "interval",
+        "health",
+        "breaker",
+        "last success",
+        "next poll",
+        "error",
     )
     now = utcnow()
     for source in sources:
@@ -188,6 +197,7 @@ def source_list() -> None:
             owners.get(source.owner_id, "shared"),
             f"{source.poll_interval_s}s",
             health(source),
+            breakers.get(source.id, "unknown"),
             when(source.last_success_at),
             next_poll(source, now),
             (source.last_error or "")[:80],
@@ -215,12 +225,28 @@ def next_poll(source: Source, now: datetime) -> str:
     return "now" if due <= now else when(due)
 
 
-async def _source_list(settings: Settings) -> tuple[list[Source], dict[int | None, str]]:
+async def _source_list(
+    settings: Settings,
+) -> tuple[list[Source], dict[int | None, str], dict[int, str]]:
     from sigwatch.cli.owners import all_usernames
     from sigwatch.db.sources import list_all_sources
 
     async with open_database(settings) as sessions, sessions() as session:
-        return await list_all_sources(session), await all_usernames(session)
+        sources = await list_all_sources(session)
+        return sources, await all_usernames(session), await _breakers(settings, sources)
+
+
+async def _breakers(settings: Settings, sources: list[Source]) -> dict[int, str]:
+    """Each source's host breaker in words: read from Redis when configured, else unknown
+    (this command is not the worker, whose memory holds the breakers without Redis)."""
+    from sigwatch.manage.sources import source_breakers
+    from sigwatch.net.hosts import describe_breaker
+
+    found = await source_breakers(settings, sources, ensure_secret_key(settings), None)
+    return {
+        source_id: f"{describe_breaker(health)} ({host})" if host else describe_breaker(health)
+        for source_id, (host, health) in found.items()
+    }
 
 
 @source_app.command("show")
@@ -228,7 +254,7 @@ async def _source_list(settings: Settings) -> tuple[list[Source], dict[int | Non
 def source_show(source_id: SourceId) -> None:
     """Show one source: its options (secrets masked), health and number of posts."""
     settings = cli_settings()
-    source, config, posts = run(_source_show(settings, source_id))
+    source, config, posts, breaker = run(_source_show(settings, source_id))
     table = Table("field", "value", show_header=False)
     rows: list[tuple[str, str]] = [
         ("id", str(source.id)),
@@ -244,6 +270,7 @@ def source_show(source_id: SourceId) -> None:
         ("last error", source.last_error or ""),
         ("last error at", when(source.last_error_at) if source.last_error_at else ""),
         ("next poll", next_poll(source, utcnow())),
+        ("host breaker", breaker),
         ("posts", str(posts)),
         ("created", when(source.created_at)),
     ]
@@ -252,7 +279,9 @@ def source_show(source_id: SourceId) -> None:
     console.print(table)
 
 
-async def _source_show(settings: Settings, source_id: int) -> tuple[Source, dict[str, Any], int]:
+async def _source_show(
+    settings: Settings, source_id: int
+) -> tuple[Source, dict[str, Any], int, str]:
     from sigwatch.db.sources import count_posts, get_source
     from sigwatch.manage.sources import shown_source_config
 
@@ -260,7 +289,8 @@ async def _source_show(settings: Settings, source_id: int) -> tuple[Source, dict
     async with open_database(settings) as sessions, sessions() as session:
         source = await get_source(session, source_id, owner_id=None)
         posts = (await count_posts(session, [source_id]))[source_id]
-        return source, shown_source_config(source, secret_key), posts
+        breaker = (await _breakers(settings, [source])).get(source_id, "unknown")
+        return source, shown_source_config(source, secret_key), posts, breaker
 
 
 @source_app.command("edit")

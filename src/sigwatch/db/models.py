@@ -415,3 +415,37 @@ class Delivery(Base):
     response_status: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WebSubSubscription(Base):
+    """A feed's WebSub subscription at its hub: one per source, with its lease and its pushes.
+
+    ``callback_token`` (part of the callback URL) and ``secret`` (the HMAC key of pushes) are
+    sealed at rest like every other secret. ``state`` is ``pending`` (asked, not yet verified),
+    ``active``, ``denied`` (the hub refused), ``expired`` (the lease ran out unrenewed),
+    ``unsubscribing`` (asked to end) or ``unsubscribed``.
+    """
+
+    __tablename__ = "websub_subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("sources.id", ondelete="CASCADE"), unique=True
+    )
+    hub_url: Mapped[str] = mapped_column(Text)
+    topic_url: Mapped[str] = mapped_column(Text)
+    callback_token: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    lease_s: Mapped[int | None] = mapped_column(Integer, default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: When the last subscribe or unsubscribe request went to the hub (retries are paced by it).
+    requested_at: Mapped[datetime | None] = mapped_column(default=None)
+    verified_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_push_at: Mapped[datetime | None] = mapped_column(default=None)
+    pushes_accepted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    pushes_refused: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Why the hub refused or denied the subscription, or why the last request failed.
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

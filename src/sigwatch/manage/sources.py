@@ -8,15 +8,21 @@ the source's address is (its ``origin``), so one owner cannot add the same feed 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sigwatch.config import Settings
 from sigwatch.db import sources as rows
 from sigwatch.db.models import Source as SourceRow
 from sigwatch.errors import ConfigError, InvalidInput
 from sigwatch.kinds import dump_clear
+from sigwatch.net.breaker import HostHealth
+from sigwatch.net.hosts import fetch_host, read_breakers
+from sigwatch.sources.base import Platforms
 from sigwatch.sources.registry import SOURCE_REGISTRY, options_origin
 
 
@@ -81,6 +87,31 @@ async def update_source(
 def shown_source_config(source: SourceRow, secret_key: str) -> dict[str, Any]:
     """The source's config as people may see it: every secret option masked."""
     return SOURCE_REGISTRY.shown(source.kind, source.config, secret_key)
+
+
+async def source_breakers(
+    settings: Settings, sources: Sequence[SourceRow], secret_key: str, redis: Redis | None
+) -> dict[int, tuple[str | None, HostHealth | None]]:
+    """Each source's host and that host's fetch breaker (None where not known), by source id."""
+    platform_urls = {
+        name: value
+        for name, value in asdict(Platforms.from_settings(settings)).items()
+        if name.endswith("_url") and isinstance(value, str)
+    }
+    hosts: dict[int, str | None] = {}
+    for source in sources:
+        try:
+            config = shown_source_config(source, secret_key)
+        except Exception:  # a config this version cannot read: its host is unknown
+            config = {}
+        hosts[source.id] = fetch_host(source.kind, config, platform_urls)
+    known = await read_breakers(
+        settings, {host for host in hosts.values() if host is not None}, redis=redis
+    )
+    return {
+        source_id: (host, known.get(host) if host is not None else None)
+        for source_id, host in hosts.items()
+    }
 
 
 def _stored_clear(source: SourceRow, secret_key: str) -> dict[str, Any] | None:

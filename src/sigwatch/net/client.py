@@ -1,5 +1,8 @@
 """The one outbound HTTP client: a timeout, a size cap and the SSRF guard on every request.
 
+Every request also passes the host's circuit breaker and rate limits (:mod:`sigwatch.net.hosts`)
+when the client has a :class:`~sigwatch.net.hosts.HostGate`, as clients built from settings do.
+
 Redirects are followed here, one hop at a time, so each hop's destination goes through the guard
 and the scheme check again; httpx's own redirect following is switched off.
 """
@@ -23,11 +26,14 @@ from sigwatch.config import Settings
 from sigwatch.errors import (
     BlockedAddress,
     FetchError,
+    HostUnavailable,
     HTTPStatusError,
+    NetworkError,
     SigwatchError,
     TransportError,
 )
 from sigwatch.net.guard import AddressPolicy, guarded_transport
+from sigwatch.net.hosts import HostGate, KeySpace, host_key
 from sigwatch.net.retry_after import (
     describe_wait,
     parse_rate_limit_reset,
@@ -55,6 +61,27 @@ class FetchedResponse:
     body: bytes
 
 
+@dataclass(slots=True)
+class _Hop:
+    """Where a fetch is in its redirects, and which host's gate it last passed."""
+
+    url: httpx.URL
+    admitted: str = ""
+
+    @property
+    def key(self) -> str:
+        return host_key(self.url)
+
+
+def host_failed(status: int) -> bool:
+    """True when an answer with this status counts toward opening the host's breaker.
+
+    Only a server in trouble does (5xx, 408): a 401 or 404 is about one source, and a 429 is a
+    host that works and asks for patience, which its Retry-After already buys.
+    """
+    return status >= 500 or status == 408
+
+
 class OutboundClient:
     """Fetches URLs with a timeout, a response-size cap, checked redirects and the SSRF guard."""
 
@@ -68,8 +95,11 @@ class OutboundClient:
         allow_private: bool = False,
         allowed_networks: Sequence[str] = (),
         transport: httpx.AsyncBaseTransport | None = None,
+        hosts: HostGate | None = None,
     ) -> None:
         self.timeout_s = timeout_s
+        #: The per-host breakers and rate limits every request passes; None: no such layer.
+        self.hosts = hosts
         #: Sent with every request; robots.txt rules are matched against it.
         self.user_agent = user_agent
         self.max_response_bytes = max_response_bytes
@@ -95,7 +125,8 @@ class OutboundClient:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OutboundClient:
-        """Build the client from the fetch settings (timeout, size cap, redirects, guard)."""
+        """Build the client from the fetch settings (timeout, size cap, redirects, guard), with
+        the per-host breakers and rate limits (shared through Redis when it is configured)."""
         return cls(
             timeout_s=settings.fetch_timeout_s,
             max_response_bytes=settings.max_response_bytes,
@@ -103,6 +134,8 @@ class OutboundClient:
             user_agent=settings.user_agent,
             allow_private=settings.allow_private_urls,
             allowed_networks=settings.allowed_private_networks,
+            # A half-open trial that has not reported within a fetch's time died with its worker.
+            hosts=HostGate.from_settings(settings, trial_s=settings.fetch_timeout_s + 5),
         )
 
     async def __aenter__(self) -> Self:
@@ -119,6 +152,8 @@ class OutboundClient:
     async def aclose(self) -> None:
         """Close pooled connections; the client cannot be used afterwards."""
         await self._client.aclose()
+        if self.hosts is not None:
+            await self.hosts.aclose()
 
     async def get(
         self,
@@ -135,12 +170,19 @@ class OutboundClient:
         key header, say) are not sent on when a redirect leads to another origin.
         """
         bound = _ORIGIN_BOUND_HEADERS | {name.lower() for name in secret_headers}
+        sent = dict(headers or {})
+        hop = _Hop(_checked_url(url))
+        # The first host's breaker and rate limit are passed before the timeout starts: a wait
+        # for a free slot is not the server being slow.
+        await self._admit(hop.url, sent, space="source")
+        hop.admitted = hop.key
         try:
             # httpx's timeout bounds each connect/read; this bounds the whole fetch, so a server
             # that trickles a byte every few seconds cannot hold a worker forever.
             async with asyncio.timeout(self.timeout_s):
-                return await self._follow(url, dict(headers or {}), bound)
+                return await self._follow(url, sent, bound, hop)
         except TimeoutError:
+            await self._record(hop.key, ok=False, space="source")
             raise self._timeout_error(url) from None
 
     async def post(
@@ -155,6 +197,22 @@ class OutboundClient:
         """
         target = _checked_url(url)
         shown = redact_url(url)
+        await self._admit(target, {}, space="delivery")
+        try:
+            response = await self._post(target, shown, content, headers)
+        except NetworkError:  # raised only for no answer at all: the receiver's host is down
+            await self._record(host_key(target), ok=False, space="delivery")
+            raise
+        await self._record(host_key(target), ok=not host_failed(response.status), space="delivery")
+        return response
+
+    async def _post(
+        self,
+        target: httpx.URL,
+        shown: str,
+        content: bytes,
+        headers: Mapping[str, str] | None,
+    ) -> FetchedResponse:
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.timeout_s):
@@ -186,11 +244,32 @@ class OutboundClient:
             ) from None
 
     async def _follow(
-        self, url: str, headers: dict[str, str], origin_bound: frozenset[str] | set[str]
+        self,
+        url: str,
+        headers: dict[str, str],
+        origin_bound: frozenset[str] | set[str],
+        hop: _Hop,
     ) -> FetchedResponse:
-        current = _checked_url(url)
+        current = hop.url
         for redirects in range(self.max_redirects + 1):
-            next_url = await self._request(current, headers)
+            hop.url = current
+            if hop.key != hop.admitted:  # a redirect to another host passes its gate too
+                await self._admit(current, headers, space="source")
+                hop.admitted = hop.key
+            try:
+                next_url = await self._request(current, headers)
+            except BlockedAddress:
+                raise  # nothing was sent
+            except HTTPStatusError as exc:
+                await self._record(hop.key, ok=not host_failed(exc.status), space="source")
+                raise
+            except NetworkError:  # no answer at all
+                await self._record(hop.key, ok=False, space="source")
+                raise
+            except FetchError:
+                await self._record(hop.key, ok=True, space="source")  # it answered, oddly
+                raise
+            await self._record(hop.key, ok=True, space="source")
             if isinstance(next_url, FetchedResponse):
                 return next_url
             if redirects == self.max_redirects:
@@ -206,6 +285,20 @@ class OutboundClient:
             f"too many redirects fetching {redact_url(url)}: stopped after {self.max_redirects} "
             "(a redirect loop?); use the final URL directly or raise SIGWATCH_MAX_REDIRECTS"
         )
+
+    async def _admit(self, url: httpx.URL, headers: Mapping[str, str], *, space: KeySpace) -> None:
+        """Pass the host's breaker (and, for fetches, its rate limits), or raise with a wait."""
+        if self.hosts is None:
+            return
+        try:
+            await self.hosts.admit(host_key(url), space=space, headers=headers)
+        except HostUnavailable as exc:
+            log.debug("outbound request held", url=redact_url(str(url)), error=type(exc).__name__)
+            raise
+
+    async def _record(self, key: str, *, ok: bool, space: KeySpace) -> None:
+        if self.hosts is not None:
+            await self.hosts.record(key, ok=ok, space=space)
 
     async def _request(
         self, url: httpx.URL, headers: dict[str, str]

@@ -64,3 +64,16 @@ LIVE_DROPPED = Gauge(
     "Live clients this process dropped because they read too slowly, since it started.",
     registry=REGISTRY,
 )
+HOST_BREAKERS = Gauge(
+    "sigwatch_host_breakers",
+    "Hosts whose circuit breaker this process last saw open or half-open, by state; every "
+    "other host is closed. Labelled by state only, so host names cannot grow the series.",
+    ["state"],
+    registry=REGISTRY,
+)
+HOST_REQUESTS_HELD = Counter(
+    "sigwatch_host_requests_held",
+    "Outbound requests sigwatch held back without sending, by reason (circuit_open, rate_limited).",
+    ["reason"],
+    registry=REGISTRY,
+)

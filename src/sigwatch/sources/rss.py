@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import io
+import re
 import xml.sax
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -29,6 +30,11 @@ _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _DATE_FIELDS = ("published_parsed", "updated_parsed", "created_parsed")
 #: Long enough for any real feed address, short enough to index (the origin is unique per owner).
 MAX_URL_CHARS = 2048
+#: Keys of a fetch state naming the feed's WebSub hub and topic (see with_websub_links).
+WEBSUB_HUB_KEY = "websub_hub"
+WEBSUB_TOPIC_KEY = "websub_topic"
+_LINK_VALUE = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]*)*)")
+_LINK_REL = re.compile(r"""\brel\s*=\s*(?:"([^"]*)"|([^\s;,"]+))""", re.IGNORECASE)
 
 
 class RssOptions(BaseModel):
@@ -115,6 +121,7 @@ class RssSource:
         if problem is not None and not _is_rfc3023_default(problem, response):
             warnings.append(_bozo_warning(problem, len(entries)))
         posts = [entry_to_post(entry, response.url) for entry in entries]
+        new_state = with_websub_links(new_state, parsed, response)
         return FetchResult(posts=posts, state=new_state, warnings=warnings)
 
 
@@ -130,6 +137,47 @@ def parse_feed(response: FetchedResponse) -> feedparser.FeedParserDict:
         response_headers["content-type"] = content_type
     # A BytesIO, because feedparser treats a str or bytes argument as a URL or path to open.
     return feedparser.parse(io.BytesIO(response.body), response_headers=response_headers)
+
+
+def with_websub_links(
+    state: dict[str, Any], parsed: feedparser.FeedParserDict, response: FetchedResponse
+) -> dict[str, Any]:
+    """``state`` with the feed's WebSub hub and topic (``websub_hub``, ``websub_topic``), or
+    without them when the feed names no hub.
+
+    As WebSub discovery says, the HTTP ``Link`` header comes first, then the feed's own links
+    (Atom ``<link>``, or ``atom:link`` in RSS). The topic is the ``rel="self"`` URL, else the
+    URL the feed was fetched from. The worker reads these keys to subscribe (see
+    :mod:`sigwatch.worker.websub`); a hub that is no http(s) URL is ignored.
+    """
+    header_links = _link_header(response.headers.get_list("link"))
+    feed_links = [
+        (str(link.get("rel") or ""), str(link.get("href") or ""))
+        for link in (parsed.get("feed") or {}).get("links") or []
+    ]
+    found: dict[str, str] = {}
+    for rel, href in [*header_links, *feed_links]:
+        url = _absolute_http_url(href, response.url)
+        if url is not None and rel in ("hub", "self"):
+            found.setdefault(rel, url)
+    new_state = {k: v for k, v in state.items() if k not in (WEBSUB_HUB_KEY, WEBSUB_TOPIC_KEY)}
+    if "hub" in found:
+        new_state[WEBSUB_HUB_KEY] = found["hub"]
+        new_state[WEBSUB_TOPIC_KEY] = found.get("self", response.url)
+    return new_state
+
+
+def _link_header(values: list[str]) -> list[tuple[str, str]]:
+    """(rel, URL) pairs of HTTP ``Link`` headers (RFC 8288), one per relation named."""
+    pairs: list[tuple[str, str]] = []
+    for value in values:
+        for match in _LINK_VALUE.finditer(value):
+            url, params = match.group(1), match.group(2)
+            rel = _LINK_REL.search(params)
+            if rel is not None:
+                names = (rel.group(1) or rel.group(2) or "").lower().split()
+                pairs.extend((name, url.strip()) for name in names)
+    return pairs
 
 
 def is_feed(parsed: feedparser.FeedParserDict) -> bool:

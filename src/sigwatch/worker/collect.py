@@ -18,18 +18,20 @@ from sigwatch.alerts.lifecycle import AlertChange
 from sigwatch.alerts.record import detect_and_record
 from sigwatch.alerts.routing import route_changes
 from sigwatch.db.jobs import finish_jobs, set_job_progress, start_queued_jobs
-from sigwatch.db.posts import get_posts_by_ids, store_posts
+from sigwatch.db.posts import StoreResult, get_posts_by_ids, store_posts
 from sigwatch.db.schedule import ClaimedSource, record_poll_failure, record_poll_success
 from sigwatch.db.types import utcnow
 from sigwatch.detect import DEFAULT_MIN_CONFIDENCE
 from sigwatch.errors import SigwatchError, SourcePaused
 from sigwatch.net.client import OutboundClient
 from sigwatch.observability.metrics import POLL_DURATION, POLLS, POSTS_INGESTED
-from sigwatch.sources.base import FetchResult, Platforms
+from sigwatch.sources.base import CollectedPost, FetchResult, Platforms
 from sigwatch.sources.registry import open_source
+from sigwatch.sources.rss import WEBSUB_HUB_KEY
 from sigwatch.worker.leases import source_leases
 from sigwatch.worker.poll_backoff import plan_retry
 from sigwatch.worker.posts import to_new_posts
+from sigwatch.worker.websub import push_fallback_interval_s
 
 log = structlog.get_logger(__name__)
 
@@ -145,24 +147,19 @@ async def _record_success(
 ) -> PollOutcome:
     warning = "; ".join(result.warnings) or None
     async with sessions.begin() as session:
-        stored = await store_posts(session, claimed.id, to_new_posts(result.posts))
-        changes: list[AlertChange] = []
-        if detectors is not None and stored.new_ids:
-            changes = await detect_and_record(
-                session,
-                await get_posts_by_ids(session, stored.new_ids),
-                await detectors.get(session),
-                min_confidence=min_confidence,
-                source_name=claimed.name,
-            )
-            await route_changes(session, changes, now=utcnow())
+        stored, changes = await store_and_detect(
+            session, claimed.id, claimed.name, result.posts, detectors, min_confidence
+        )
+        interval_s = max(claimed.poll_interval_s, math.ceil(result.wait_s or 0))
+        if WEBSUB_HUB_KEY in result.state:  # a hub may push this feed: then poll it slowly
+            interval_s = await push_fallback_interval_s(session, claimed.id, interval_s)
         await record_poll_success(
             session,
             claimed.id,
             worker_id=worker_id,
             now=utcnow(),
             state=result.state,
-            interval_s=max(claimed.poll_interval_s, math.ceil(result.wait_s or 0)),
+            interval_s=interval_s,
             warning=warning,
         )
         outcome = PollOutcome(
@@ -194,6 +191,33 @@ async def _record_success(
         duration_ms=round(outcome.duration_s * 1000, 1),
     )
     return outcome
+
+
+async def store_and_detect(
+    session: AsyncSession,
+    source_id: int,
+    source_name: str,
+    posts: list[CollectedPost],
+    detectors: DetectorCache | None,
+    min_confidence: float,
+) -> tuple[StoreResult, list[AlertChange]]:
+    """Store ``posts`` as the source's, detect on the new ones and route the alert changes.
+
+    All in the caller's transaction, so an alert and its outbox rows commit with their posts.
+    The one ingest path of polls and of WebSub pushes (``sigwatch.api.routes.websub``).
+    """
+    stored = await store_posts(session, source_id, to_new_posts(posts))
+    changes: list[AlertChange] = []
+    if detectors is not None and stored.new_ids:
+        changes = await detect_and_record(
+            session,
+            await get_posts_by_ids(session, stored.new_ids),
+            await detectors.get(session),
+            min_confidence=min_confidence,
+            source_name=source_name,
+        )
+        await route_changes(session, changes, now=utcnow())
+    return stored, changes
 
 
 async def _record_failure(

@@ -5,6 +5,8 @@
 - A server that asked for a wait (``Retry-After``, or the reset of an exhausted rate limit) is
   not polled before that wait is over, up to :data:`MAX_HONOURED_WAIT_S`, and never sooner than
   the ordinary backoff.
+- A host sigwatch holds back (its circuit breaker is open, its rate limit spent) is not
+  polled before the hold ends: the error's ``wait_s``, as for a server's ask.
 - An answer no retry can change (401, 403, 404, 410 and the other non-retryable 4xx) backs off
   hard, straight to ``max_backoff_s`` (or the poll interval, if longer): a person must fix the
   source, and hammering the server meanwhile helps nobody. Editing the source starts it afresh.
@@ -15,7 +17,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from sigwatch.errors import HTTPStatusError, SigwatchError
+from sigwatch.errors import NetworkError, SigwatchError
 from sigwatch.net.retry_after import MAX_HONOURED_WAIT_S, describe_wait
 
 
@@ -47,7 +49,9 @@ def plan_retry(
     backs off like any ordinary failure.
     """
     ordinary_s = backoff_delay_s(interval_s, failures, max_backoff_s)
-    if not isinstance(error, HTTPStatusError):
+    # Any network error may carry a wait: a server's ask (HTTPStatusError) or sigwatch's own
+    # hold on the host (an open circuit breaker, a spent per-host limit).
+    if not isinstance(error, NetworkError):
         return RetryPlan(delay_s=ordinary_s)
     asked_s = error.wait_s
     honoured_s = 0.0 if asked_s is None else min(asked_s, MAX_HONOURED_WAIT_S)

@@ -28,6 +28,7 @@ from sigwatch.worker.backfill import BackfillLoop
 from sigwatch.worker.collect import PollOutcome, poll_source
 from sigwatch.worker.deliver import DeliveryPipeline, RetryPolicy
 from sigwatch.worker.search_index import SearchIndexMerger
+from sigwatch.worker.websub import WebSubSubscriber, wake_on_live_events
 
 log = structlog.get_logger(__name__)
 
@@ -86,6 +87,14 @@ class Worker:
                 self._run_deliveries(stop),
                 self._search_index.run(stop),
                 self._run_backfills(stop),
+                WebSubSubscriber(
+                    self.sessions,
+                    public_url=self.settings.public_url,
+                    client=client,
+                    secret_key=self._secret_key,
+                ).run(stop),
+                # Alerts of pushes ingested by an API process: their deliveries are due now.
+                wake_on_live_events(self._bus, self._deliveries_due.set, stop),
             )
         finally:
             if self._client is None:

@@ -7,6 +7,8 @@ secrets themselves are sealed in the database (see :mod:`sigwatch.manage.sources
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
@@ -17,6 +19,7 @@ from sigwatch.api.openapi import error_responses
 from sigwatch.api.routes import API_PREFIX
 from sigwatch.api.schemas import (
     MAX_INT32,
+    HostBreakerOut,
     JobOut,
     PageOut,
     RequestModel,
@@ -30,8 +33,10 @@ from sigwatch.db.audit import record_audit, snapshot
 from sigwatch.db.models import Source
 from sigwatch.errors import Conflict
 from sigwatch.manage.sources import create_source as add_source
-from sigwatch.manage.sources import shown_source_config
+from sigwatch.manage.sources import shown_source_config, source_breakers
 from sigwatch.manage.sources import update_source as change_source
+from sigwatch.net.breaker import HostHealth
+from sigwatch.net.hosts import describe_breaker
 from sigwatch.sources.registry import ensure_backfillable
 
 router = APIRouter(prefix=f"{API_PREFIX}/sources", tags=["sources"])
@@ -85,8 +90,12 @@ async def list_sources(
         limit=limit,
     )
     counts = await sources.count_posts(session, [source.id for source in page.items])
+    breakers = await _breakers(runtime, page.items)
     return PageOut[SourceOut](
-        items=[_out(source, counts[source.id], runtime.secret_key) for source in page.items],
+        items=[
+            _out(source, counts[source.id], runtime.secret_key, breakers.get(source.id))
+            for source in page.items
+        ],
         next_cursor=page.next_cursor,
     )
 
@@ -95,10 +104,12 @@ async def list_sources(
 async def get_source(
     source_id: SourceId, principal: CurrentPrincipal, runtime: RuntimeDep, session: SessionDep
 ) -> SourceOut:
-    """One source with its health: last poll, last success, last error, failures, next poll."""
+    """One source with its health: last poll, last success, last error, failures, next poll,
+    and the circuit breaker of the host it fetches from."""
     source = await sources.get_source(session, source_id, owner_id=principal.owner_filter)
     counts = await sources.count_posts(session, [source.id])
-    return _out(source, counts[source.id], runtime.secret_key)
+    breakers = await _breakers(runtime, [source])
+    return _out(source, counts[source.id], runtime.secret_key, breakers.get(source.id))
 
 
 @router.patch("/{source_id}", responses=error_responses(409))
@@ -219,8 +230,32 @@ def _audited(source: Source, secret_key: str) -> dict[str, Any]:
     }
 
 
-def _out(source: Source, post_count: int, secret_key: str) -> SourceOut:
+def _out(
+    source: Source, post_count: int, secret_key: str, breaker: HostBreakerOut | None = None
+) -> SourceOut:
     # The sealed config read from the row is replaced before anything reaches the wire.
     return SourceOut.model_validate(source).model_copy(
-        update={"config": shown_source_config(source, secret_key), "post_count": post_count}
+        update={
+            "config": shown_source_config(source, secret_key),
+            "post_count": post_count,
+            "breaker": breaker,
+        }
+    )
+
+
+async def _breakers(runtime: RuntimeDep, rows: Sequence[Source]) -> dict[int, HostBreakerOut]:
+    found = await source_breakers(runtime.settings, rows, runtime.secret_key, runtime.redis)
+    return {source_id: _breaker_out(host, health) for source_id, (host, health) in found.items()}
+
+
+def _breaker_out(host: str | None, health: HostHealth | None) -> HostBreakerOut:
+    if health is None:
+        return HostBreakerOut(host=host, state="unknown", summary=describe_breaker(None))
+    retry_at = health.retry_at
+    return HostBreakerOut(
+        host=host,
+        state=health.state,
+        failures=health.failures,
+        retry_at=datetime.fromtimestamp(retry_at, UTC) if retry_at is not None else None,
+        summary=describe_breaker(health),
     )
