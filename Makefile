@@ -50,6 +50,8 @@ bench: install ## run the benchmarks (set SIGWATCH_TEST_DATABASE_URL to include 
 	$(BIN)/python benchmarks/bench_poll.py
 	$(BIN)/python benchmarks/bench_deliver.py
 	$(BIN)/python benchmarks/bench_live.py
+	$(BIN)/python benchmarks/bench_latency.py
+	$(BIN)/python benchmarks/bench_soak.py
 
 lock: ## re-resolve requirements.lock from pyproject.toml
 	uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11

@@ -64,14 +64,14 @@ from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 from sigwatch import auth
 from sigwatch.alerts.detectors import DetectorCache
-from sigwatch.alerts.record import alert_threshold, detect_and_record
+from sigwatch.alerts.record import alert_threshold, detect_and_record, post_sentiment
 from sigwatch.api import create_app
 from sigwatch.api.deps import Runtime
 from sigwatch.config import Settings, ensure_secret_key, load_settings
 from sigwatch.db import entities, sources, users
 from sigwatch.db.engine import create_engine, session_factory
 from sigwatch.db.migrate import upgrade
-from sigwatch.db.posts import NewPost, get_posts_by_ids, store_posts
+from sigwatch.db.posts import NewPost, store_posts
 from sigwatch.live import load_alert_events, publish_alert_events
 from sigwatch.live.events import wire_event
 from sigwatch.observability.logging import configure_logging
@@ -408,10 +408,10 @@ async def measure_latency(
             published_at=datetime.now(UTC),
         )
         async with runtime.sessions.begin() as session:
-            stored = await store_posts(session, source_id, [post])
+            stored = await store_posts(session, source_id, [post], sentiment=post_sentiment)
             changes = await detect_and_record(
                 session,
-                await get_posts_by_ids(session, stored.new_ids),
+                stored.new_posts,
                 await detectors.get(session),
                 min_confidence=threshold,
                 source_name="bench feed",

@@ -8,9 +8,9 @@ the watchlist (``--entities`` of them) with an event, so detection finds events,
 into stories and raises alerts, as in production; the other items are plain news.
 
 The bare loop runs in this process first: ``httpx.AsyncClient`` and the parser RssSource uses
-(``parse_feed``, then ``entry_to_post`` for every entry), ``worker_concurrency`` requests at a
-time, nothing stored. It polls every feed once unconditionally (full feeds), then once with the
-ETag it got (304s). CPU per poll is this process's CPU time over the phase.
+(``parse_posts``: the fast path or feedparser, then a post per entry), ``worker_concurrency``
+requests at a time, nothing stored. It polls every feed once unconditionally (full feeds), then
+once with the ETag it got (304s). CPU per poll is this process's CPU time over the phase.
 
 Then sigwatch: one ``sigwatch worker`` process with the deployed settings (log level, lease,
 concurrency, timeouts: the defaults or the SIGWATCH_* environment, the same concurrency as the
@@ -28,17 +28,23 @@ system time (/proc/<pid>/stat) from the moment the sources were made due until t
 was recorded. The feed server's CPU share over each phase is printed too: well below one core
 means it was not what limited the rate.
 
+Phase 3 (scheduling precision): with the worker idle, ``--lateness-sources`` sources are given
+due times 25 ms apart, the first a little over the idle tick ahead (so the worker has looked
+since); each one's lateness is its claim (``last_polled_at``) less its due time, printed as
+claim_lateness_p50_ms and claim_lateness_p99_ms.
+
 Every wait has a deadline: a phase not recorded in full within ``--phase-timeout-s`` (or a
 poll recorded as failed, or a worker that exits) ends the benchmark with what was missing and
 exit status 1.
 
     .venv/bin/python benchmarks/bench_poll.py [--sources 1000] [--items 50] [--entities 200]
-        [--database-url URL] [--phase-timeout-s 300]
+        [--database-url URL] [--phase-timeout-s 300] [--lateness-sources 40]
 
 ``--database-url`` must name a database of the benchmark's own (it refuses one with sources);
 the default is SQLite in a temp dir. The last line is one JSON object: polls_304_per_s,
-full_per_s, ratio_304, ratio_full, cpu_ms_per_poll_304, cpu_ms_per_poll_full, the bare loop's
-figures (bare_*) and the parameters of the run.
+full_per_s, ratio_304, ratio_full, cpu_ms_per_poll_304, cpu_ms_per_poll_full,
+claim_lateness_p50_ms, claim_lateness_p99_ms, the bare loop's figures (bare_*) and the
+parameters of the run.
 """
 
 from __future__ import annotations
@@ -76,7 +82,7 @@ from sigwatch.db.models import Alert, Post, Source
 from sigwatch.net.client import FetchedResponse
 from sigwatch.observability.logging import configure_logging
 from sigwatch.sources.registry import source_origin
-from sigwatch.sources.rss import entry_to_post, parse_feed
+from sigwatch.sources.rss import parse_posts
 
 SECRET_KEY = "bench-secret-key-that-is-long-enough-0123456789"
 TARGET_304_PER_S = 500
@@ -92,6 +98,10 @@ WORKER_STOP_TIMEOUT_S = 30.0
 PROGRESS_EVERY_S = 5.0
 #: How often the benchmark reads the sources' progress (their own timestamps time the phase).
 PROGRESS_POLL_S = 0.1
+#: Scheduling precision: the first source falls due this long after the worker went idle (more
+#: than its idle tick, so it has looked since), the others this far apart.
+LATENESS_FIRST_DUE_S = 1.5
+LATENESS_SPACING_S = 0.025
 #: The feed server's answer counters: 200s, 304s and 404s.
 OK, NOT_MODIFIED, NOT_FOUND = 0, 1, 2
 EVENT_PHRASES = (
@@ -364,8 +374,7 @@ async def bare_phase(
                     headers=response.headers,
                     body=response.content,
                 )
-                parsed = parse_feed(fetched)
-                posts += len([entry_to_post(entry, fetched.url) for entry in parsed.entries])
+                posts += len(parse_posts(fetched).posts)
 
     server_cpu = server.cpu_s()
     cpu = time.process_time()
@@ -619,6 +628,49 @@ async def stored(sessions: async_sessionmaker[AsyncSession], group: SourceGroup)
     return int(posts or 0), int(alerts or 0)
 
 
+async def lateness_phase(
+    sessions: async_sessionmaker[AsyncSession],
+    group: SourceGroup,
+    worker: subprocess.Popen[bytes],
+    log_path: Path,
+    timeout_s: float,
+) -> list[float]:
+    """Give ``group``'s sources due times spaced apart; each one's claim lateness in seconds."""
+    start = datetime.now(UTC) + timedelta(seconds=LATENESS_FIRST_DUE_S)
+    due = {
+        source_id: start + timedelta(seconds=n * LATENESS_SPACING_S)
+        for n, source_id in enumerate(range(group.first, group.last + 1))
+    }
+    async with sessions.begin() as session:
+        for source_id, at in due.items():
+            await session.execute(
+                update(Source).where(Source.id == source_id).values(next_poll_at=at)
+            )
+    deadline = time.perf_counter() + LATENESS_FIRST_DUE_S + timeout_s
+    while True:
+        async with sessions() as session:
+            rows = (
+                await session.execute(
+                    select(Source.id, Source.last_polled_at, Source.last_success_at).where(
+                        group.where()
+                    )
+                )
+            ).all()
+        if all(row.last_success_at is not None and row.last_success_at >= start for row in rows):
+            return sorted((row.last_polled_at - due[row.id]).total_seconds() for row in rows)
+        if worker.poll() is not None or time.perf_counter() > deadline:
+            raise BenchFailure(
+                f"scheduling: the sources due one by one were not all polled within "
+                f"{timeout_s:g}s; the worker's log ends:\n{log_tail(log_path)}"
+            )
+        await asyncio.sleep(PROGRESS_POLL_S)
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The value below which ``share`` of the sorted ``values`` lie (nearest rank)."""
+    return values[min(len(values) - 1, max(0, round(share * len(values)) - 1))]
+
+
 def stop_worker(worker: subprocess.Popen[bytes]) -> None:
     """SIGTERM, as a deployment stops a worker; SIGKILL when it has not exited in time."""
     if worker.poll() is None:
@@ -632,8 +684,9 @@ def stop_worker(worker: subprocess.Popen[bytes]) -> None:
 
 async def measure_sigwatch(
     settings: Settings, server: FeedServer, args: argparse.Namespace, tmp: Path
-) -> tuple[Phase, Phase]:
-    """The worker process's two phases, full feeds then 304s, each checked at the server."""
+) -> tuple[Phase, Phase, list[float]]:
+    """The worker process's phases, full feeds then 304s, each checked at the server, then the
+    claim lateness of sources due one by one."""
     feeds = args.sources
     sessions, warmup, measured, engine = await prepare(settings, server, feeds, args.entities)
     log_path = tmp / "worker.log"
@@ -673,7 +726,15 @@ async def measure_sigwatch(
             describe("sigwatch, 304s", not_modified) + f"  ({not_modified.wall_s:.2f}s from due)",
             flush=True,
         )
-        return full, not_modified
+        late = SourceGroup(measured.first, measured.first + min(args.lateness_sources, feeds) - 1)
+        lateness = await lateness_phase(sessions, late, worker, log_path, args.phase_timeout_s)
+        print(
+            f"{'sigwatch, claim lateness':<24} p50 {percentile(lateness, 0.5) * 1000:.1f} ms  "
+            f"p99 {percentile(lateness, 0.99) * 1000:.1f} ms  max {lateness[-1] * 1000:.1f} ms  "
+            f"({len(lateness)} sources due {LATENESS_SPACING_S * 1000:g} ms apart, idle worker)",
+            flush=True,
+        )
+        return full, not_modified, lateness
     finally:
         if worker is not None:
             stop_worker(worker)
@@ -718,7 +779,7 @@ async def run(
     )
     print(describe("bare loop, 304s", bare_304), flush=True)
 
-    full, not_modified = await measure_sigwatch(settings, server, args, tmp)
+    full, not_modified, lateness = await measure_sigwatch(settings, server, args, tmp)
 
     ratio_full = full.per_s / bare_full.per_s
     ratio_304 = not_modified.per_s / bare_304.per_s
@@ -738,6 +799,8 @@ async def run(
         "ratio_full": round(ratio_full, 3),
         "cpu_ms_per_poll_304": round(not_modified.cpu_ms_per_poll, 3),
         "cpu_ms_per_poll_full": round(full.cpu_ms_per_poll, 3),
+        "claim_lateness_p50_ms": round(percentile(lateness, 0.5) * 1000, 1),
+        "claim_lateness_p99_ms": round(percentile(lateness, 0.99) * 1000, 1),
         "bare_polls_304_per_s": round(bare_304.per_s),
         "bare_full_per_s": round(bare_full.per_s),
         "bare_cpu_ms_per_poll_304": round(bare_304.cpu_ms_per_poll, 3),
@@ -759,6 +822,9 @@ def main() -> None:
     parser.add_argument("--entities", type=int, default=200, help="watchlist size")
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
     parser.add_argument("--phase-timeout-s", type=float, default=300.0)
+    parser.add_argument(
+        "--lateness-sources", type=int, default=40, help="sources due one by one (precision)"
+    )
     args = parser.parse_args()
     configure_logging("warning")
     with tempfile.TemporaryDirectory() as tmp_name:

@@ -58,7 +58,75 @@ class Settings(BaseSettings):
         "sigwatch/0.1 (self-hosted signal monitor)",
         description="User-Agent header of outbound requests.",
     )
-    poll_interval_s: int = Field(300, ge=10, description="Default poll interval of a new source.")
+    poll_interval_s: int = Field(
+        300,
+        ge=1,
+        le=7 * 86400,
+        description="Default poll interval of a new source: its longest wait between polls "
+        "(raised to its kind's minimum).",
+    )
+    adaptive_polling: bool = Field(
+        True,
+        description="Poll sources that post often more often, down to their kind's minimum; "
+        "off: each source at its own interval.",
+    )
+    adaptive_gap_share: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description="An adaptive interval as a share of the source's usual time between new posts.",
+    )
+    poll_jitter_share: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="Random spread of each next poll, as a share of its interval, so sources do "
+        "not poll in step.",
+    )
+    # The fast lane: how often a source of each kind may be polled at most, by the platform's
+    # rules. A kind without a field of its own here gets min_poll_interval_s.
+    min_poll_interval_s: int = Field(
+        10, ge=1, description="Shortest poll interval of a kind without a minimum of its own."
+    )
+    min_poll_interval_json_s: int = Field(
+        1, ge=1, description="Shortest poll interval of a `json` source (the fast lane)."
+    )
+    min_poll_interval_web_s: int = Field(
+        1, ge=1, description="Shortest poll interval of a `web` source (the fast lane)."
+    )
+    min_poll_interval_rss_s: int = Field(
+        30, ge=1, description="Shortest poll interval of an `rss` feed; WebSub pushes sooner."
+    )
+    min_poll_interval_reddit_s: int = Field(
+        60,
+        ge=1,
+        description="Shortest poll interval of a `reddit` source: unauthenticated listings "
+        "allow a few requests a minute.",
+    )
+    min_poll_interval_telegram_s: int = Field(
+        30,
+        ge=1,
+        description="Shortest poll interval of a `telegram` channel preview (t.me answers "
+        "frequent readers with 429).",
+    )
+    min_poll_interval_discord_s: int = Field(
+        5,
+        ge=1,
+        description="Shortest poll interval of a `discord` channel: its bot's per-route "
+        "rate limit is shared with other uses.",
+    )
+    min_poll_interval_x_user_s: int = Field(
+        60,
+        ge=1,
+        description="Shortest poll interval of an `x_user` source: X counts requests per "
+        "15-minute window.",
+    )
+    min_poll_interval_x_search_s: int = Field(
+        60,
+        ge=1,
+        description="Shortest poll interval of an `x_search` source: X counts requests per "
+        "15-minute window.",
+    )
     public_url: str | None = Field(
         None,
         description="Base URL at which WebSub hubs reach this instance, e.g. "
@@ -176,6 +244,33 @@ class Settings(BaseSettings):
         ge=1,
         le=86400,
         description="Longest a breaker stays open; each failed half-open trial doubles the time.",
+    )
+    freshness_check_s: float = Field(
+        30.0, ge=0, le=3600, description="Seconds between freshness checks of a worker; 0: off."
+    )
+    silence_factor: float = Field(
+        4.0,
+        ge=1,
+        le=1000,
+        description="A source is silent after this many of its usual gaps without a new post.",
+    )
+    silence_min_s: int = Field(
+        3600, ge=0, description="Shortest silence that raises an alarm, however often it posts."
+    )
+    silence_min_samples: int = Field(
+        3, ge=1, description="Gaps a source must have learned before its silence is judged."
+    )
+    stale_after_polls: int = Field(
+        10, ge=1, description="Polls with content serving the same newest item that make it stale."
+    )
+    stale_after_s: int = Field(
+        86400, ge=0, description="Shortest time its newest item must stay unchanged to be stale."
+    )
+    failing_after: int = Field(
+        5, ge=1, description="Failed polls in a row that make a source failing."
+    )
+    failing_after_s: int = Field(
+        3600, ge=0, description="Failing for longer than this (since the last success) is failing."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Lowest log level written."
@@ -299,6 +394,11 @@ class Settings(BaseSettings):
                 "within the lease on its work; lower the timeout or raise the lease"
             )
         return self
+
+    def min_poll_interval_of(self, kind: str) -> int:
+        """The shortest poll interval, in seconds, of a source of ``kind``."""
+        value = getattr(self, f"min_poll_interval_{kind}_s", None)
+        return value if isinstance(value, int) else self.min_poll_interval_s
 
     @property
     def effective_database_url(self) -> str:

@@ -21,7 +21,7 @@ import uvicorn
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from feedbuilder import rss_feed
+from feedbuilder import T0, rss_feed
 from localserver import LocalServer
 from sigwatch.api import create_app
 from sigwatch.config import Settings, ensure_secret_key
@@ -218,6 +218,22 @@ async def test_subscribe_verify_and_a_signed_push_alerts_at_once_without_a_poll(
     assert len(feed.server.requests) == feed_requests  # nobody polled the feed
     sub = await subscription(sessions)
     assert sub.pushes_accepted == 1 and sub.pushes_refused == 0 and sub.last_push_at is not None
+
+
+async def test_pushed_posts_teach_the_source_how_often_it_posts(
+    push_settings, sessions, served, subscriber, feed, hub
+):
+    await subscribe(push_settings, sessions, subscriber, feed, hub)
+    # Items at T0, T0 + 1 min and T0 + 2 min; the poll saw one at T0 already.
+    pushed = feed_naming_hub(hub.url, feed.url, ["one", "two", AIRDROP], "https://news.example/p")
+
+    assert await asyncio.to_thread(hub.publish, feed.url, pushed) == [204]
+
+    async with sessions() as session:
+        source = await session.get(Source, feed.source_id)
+    assert source is not None
+    assert (source.post_gap_samples, source.post_gap_s) == (2, 60)
+    assert source.last_new_post_at == T0 + timedelta(minutes=2)
 
 
 async def test_a_forged_signature_is_refused_with_403_recorded_and_nothing_stored(

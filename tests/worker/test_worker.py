@@ -100,7 +100,9 @@ async def test_worker_polls_due_source_stores_posts_and_schedules_next_poll(
     assert source.last_success_at is not None and source.last_success_at >= before
     assert source.consecutive_failures == 0 and source.last_error is None
     assert source.lease_owner is None and source.lease_expires_at is None
-    assert source.next_poll_at >= before + timedelta(seconds=590)
+    # Its interval, less at most the jitter (a tenth): a feed seen once has taught no rate.
+    assert source.next_poll_at >= before + timedelta(seconds=600 * 0.9 - 1)
+    assert source.next_poll_at <= utcnow() + timedelta(seconds=600)
 
 
 async def test_second_poll_is_conditional_and_a_304_stores_nothing(

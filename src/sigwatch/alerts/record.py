@@ -1,4 +1,4 @@
-"""From newly stored posts to alerts: detect, fold into stories, keep each post's sentiment."""
+"""From newly stored posts to alerts: each post's sentiment, detection, folding into stories."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sigwatch.alerts.lifecycle import AlertChange, DetectionRecord, record_detection
+from sigwatch.alerts.lifecycle import AlertChange, DetectionRecord, record_detections
 from sigwatch.alerts.stories import simhash_hex
 from sigwatch.config import Settings
-from sigwatch.db.alerts import lock_stories
+from sigwatch.db.alerts import lock_stories, source_owner_ids
 from sigwatch.db.models import Post
+from sigwatch.db.posts import NewPost, StoredPost
 from sigwatch.detect import DEFAULT_MIN_CONFIDENCE, Detection, DetectionIndex, PostInput, detect
 from sigwatch.detect.detector import analysed_text
 from sigwatch.detect.sentiment import sentiment_score
@@ -37,7 +38,7 @@ class Detector:
     entity_ids: Mapping[str, int]
 
 
-def post_input(post: Post, source_name: str | None = None) -> PostInput:
+def post_input(post: Post | StoredPost, source_name: str | None = None) -> PostInput:
     """What the detector reads of a stored post."""
     return PostInput(
         id=str(post.id),
@@ -50,16 +51,28 @@ def post_input(post: Post, source_name: str | None = None) -> PostInput:
     )
 
 
-def _title(post: Post) -> str:
+def post_sentiment(post: NewPost) -> float:
+    """The sentiment a post is stored with: VADER's score of the text detection reads."""
+    return sentiment_score(analysed_text(PostInput(id="", text=post.text, title=post.title)))
+
+
+def _title(post: StoredPost) -> str:
     if post.title:
         return post.title
     text = " ".join(post.text.split())
     return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1] + "…"
 
 
-def _record(post: Post, detection: Detection, detector: Detector, text: str) -> DetectionRecord:
+def _record(
+    post: StoredPost,
+    owner_id: int | None,
+    detection: Detection,
+    detector: Detector,
+    text: str,
+) -> DetectionRecord:
     return DetectionRecord(
         post=post,
+        owner_id=owner_id,
         entity=detection.entity,
         entity_id=detector.entity_ids.get(detection.entity),
         event=detection.event,
@@ -76,26 +89,33 @@ def _record(post: Post, detection: Detection, detector: Detector, text: str) -> 
 
 async def detect_and_record(
     session: AsyncSession,
-    posts: Sequence[Post],
+    posts: Sequence[StoredPost],
     detector: Detector,
     *,
     min_confidence: float,
     source_name: str | None = None,
 ) -> list[AlertChange]:
-    """Score each post's sentiment, detect its events and fold those that pass into stories."""
+    """Detect the events of each post and fold those that pass into stories.
+
+    The posts are the new ones of a batch just stored (:attr:`StoreResult.new_posts`), stored
+    with their sentiment (``store_posts(..., sentiment=post_sentiment)``); their sources' owners
+    are read once.
+    """
     records: list[DetectionRecord] = []
+    owners: dict[int, int | None] | None = None
     for post in posts:
         given = post_input(post, source_name)
         text = analysed_text(given)
         detections = detect(given, detector.index)
-        post.sentiment = sentiment_score(text)
         for detection in detections:
             if detection.confidence >= detector.index.threshold(detection.event, min_confidence):
-                records.append(_record(post, detection, detector, text))
+                if owners is None:
+                    owners = await source_owner_ids(session, {p.source_id for p in posts})
+                owner_id = owners.get(post.source_id)
+                records.append(_record(post, owner_id, detection, detector, text))
     # Concurrent polls may report the same story; lock each story, in one order, before looking.
     await lock_stories(session, {(record.entity, record.event) for record in records})
-    changes = [await record_detection(session, record) for record in records]
-    await session.flush()
+    changes = await record_detections(session, records)
     for change in changes:
         ALERTS.labels(change.alert.event, change.kind).inc()
     return changes

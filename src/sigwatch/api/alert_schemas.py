@@ -168,3 +168,24 @@ class RuleOverrideOut(RuleOverrideIn):
     """A stored override, with the event it changes."""
 
     event: str
+
+
+SystemAlertCondition = Literal["silent", "stale", "failing"]
+SystemAlertState = Literal["open", "cleared"]
+
+
+class SystemAlertOut(ResponseModel):
+    """A source's freshness alarm: silent, stale or failing; open until the source recovers."""
+
+    id: int
+    source_id: int
+    source_name: str = Field(description="The source's name, as it is now.")
+    owner_id: int | None = Field(description="The source's owner; null for a shared source.")
+    condition: SystemAlertCondition
+    state: SystemAlertState
+    reason: str = Field(description="Why it was raised, with the numbers that decided it.")
+    detail: dict[str, Any]
+    opened_at: datetime
+    last_seen_at: datetime = Field(description="The last check that found it still holding.")
+    cleared_at: datetime | None
+    clear_reason: str | None

@@ -33,6 +33,7 @@ from sigwatch.api.routes import (
     rules,
     sources,
     subscriptions,
+    system_alerts,
     users,
 )
 from sigwatch.api.routes import (
@@ -112,6 +113,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
         channels,
         subscriptions,
         deliveries,
+        system_alerts,
         kinds,
     ):
         app.include_router(module.router, dependencies=authenticated)

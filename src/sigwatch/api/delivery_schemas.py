@@ -145,6 +145,9 @@ class SubscriptionCreate(RequestModel):
     mode: Mode = "instant"
     notify_on: NotifyOn = "new"
     quiet_hours: QuietHours | None = None
+    system_alerts: bool = Field(
+        False, description="Also send system alerts: one of your sources silent, stale or failing."
+    )
 
 
 class SubscriptionUpdate(_NullablePatch):
@@ -159,6 +162,7 @@ class SubscriptionUpdate(_NullablePatch):
     mode: Mode | None = None
     notify_on: NotifyOn | None = None
     quiet_hours: QuietHours | None = None
+    system_alerts: bool | None = None
 
 
 class FiltersOut(ResponseModel):
@@ -191,6 +195,7 @@ class SubscriptionOut(ResponseModel):
     mode: str
     notify_on: str
     quiet_hours: QuietHoursOut | None
+    system_alerts: bool = False
     created_at: datetime
     updated_at: datetime
 
@@ -228,6 +233,7 @@ class DeliveryOut(ResponseModel):
 
     id: int
     alert_id: int | None
+    system_alert_id: int | None = Field(None, description="Set for a system alert's notice.")
     channel_id: int
     subscription_id: int | None
     kind: str

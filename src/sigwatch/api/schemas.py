@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
 )
 
+from sigwatch.alerts.freshness import FreshnessOverrides
 from sigwatch.db.pagination import Page
 from sigwatch.db.sources import MAX_POLL_INTERVAL_S, MIN_POLL_INTERVAL_S
 
@@ -259,6 +260,11 @@ class SourceUpdate(PatchModel):
     config: JSONObject | None = None
     enabled: bool | None = None
     poll_interval_s: PollInterval | None = None
+    freshness: FreshnessOverrides | None = Field(
+        None,
+        description="The source's own freshness thresholds (replacing any stored); {} returns "
+        "to the settings' values.",
+    )
 
 
 class HostBreakerOut(ResponseModel):
@@ -291,10 +297,31 @@ class SourceOut(ResponseModel):
     last_error_at: datetime | None
     consecutive_failures: int
     next_poll_at: datetime
+    effective_interval_s: float | None = Field(
+        None,
+        description="The wait before the next poll that the last successful poll chose, "
+        "jitter included: adaptive, between the kind's minimum and poll_interval_s.",
+    )
+    interval_reason: str | None = Field(
+        None,
+        description="Why that interval, e.g. 'adaptive: new posts every ~4 min → 60 s'.",
+    )
+    post_gap_s: float | None = Field(
+        None, description="The source's usual time between new posts (a weighted mean), seconds."
+    )
+    post_gap_samples: int = Field(0, description="How many gaps post_gap_s is made of.")
+    last_new_post_at: datetime | None = Field(
+        None,
+        description="When its newest post appeared (its published time, at the latest when "
+        "it was collected).",
+    )
     created_at: datetime
     updated_at: datetime
     post_count: int = 0
     breaker: HostBreakerOut | None = None
+    freshness: dict[str, Any] | None = Field(
+        None, description="The source's own freshness thresholds; null: the settings' values."
+    )
 
 
 # --- jobs ------------------------------------------------------------------------------------

@@ -42,7 +42,8 @@ def deliveries_list(
     for row in rows:
         table.add_row(
             str(row.id),
-            str(row.alert_id or ""),
+            str(row.alert_id or "")
+            or (f"system {row.system_alert_id}" if row.system_alert_id else ""),
             str(row.channel_id),
             row.kind,
             row.status,

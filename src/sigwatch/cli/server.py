@@ -30,9 +30,15 @@ def up(
 
     overrides: dict[str, Any] = {}
     if demo:
+        from sigwatch.demo.setup import DEMO_POLL_INTERVAL_S
+
         # The demo feeds are served by this very process on loopback.
         base = load_settings()
         overrides["allowed_private_networks"] = [*base.allowed_private_networks, "127.0.0.1/32"]
+        # They publish every few seconds and cost nothing to poll; no platform to spare.
+        overrides["min_poll_interval_rss_s"] = min(
+            base.min_poll_interval_rss_s, DEMO_POLL_INTERVAL_S
+        )
     settings = cli_settings(**overrides)
     demo_base_url = f"http://127.0.0.1:{port}"
     run(_prepare_up(settings, demo_base_url if demo else None))
@@ -76,7 +82,7 @@ async def _prepare_up(settings: Settings, demo_base_url: str | None) -> None:
             return
         from sigwatch.demo.setup import setup_demo
 
-        created = await setup_demo(sessions, demo_base_url)
+        created = await setup_demo(sessions, demo_base_url, settings=settings)
     if created.admin_password is not None:
         console.print(
             "[bold green]Demo admin created[/] — username [bold]admin[/], password "

@@ -54,9 +54,10 @@ async def _source_import(
         result = await import_feeds(
             session,
             feeds,
-            poll_interval_s=interval or settings.poll_interval_s,
+            poll_interval_s=interval,
             secret_key=secret_key,
             actor="cli",
+            settings=settings,
         )
     return result.added, result.skipped
 

@@ -7,6 +7,7 @@ command with exit status 1 before anything runs.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -40,7 +41,15 @@ source_app = typer.Typer(help="Sources to collect posts from.", no_args_is_help=
 _NOT_AUDITED = ("state", "lease_owner", "lease_expires_at")
 
 SourceId = Annotated[int, typer.Argument(help="Source id, as `sigwatch source list` shows it.")]
-Interval = Annotated[int | None, typer.Option("--interval", help="Seconds between polls.", min=10)]
+Interval = Annotated[
+    int | None,
+    typer.Option(
+        "--interval",
+        help="Longest wait between polls, in seconds (adaptive polling may poll sooner, never "
+        "below the kind's minimum).",
+        min=1,
+    ),
+]
 Assignments = Annotated[
     list[str] | None,
     typer.Option("--set", metavar="KEY=VALUE", help="An option of the kind; repeat for several."),
@@ -154,7 +163,8 @@ async def _source_add(
             name=name or name_from_url(str(address)),
             config=config,
             secret_key=secret_key,
-            poll_interval_s=interval or settings.poll_interval_s,
+            poll_interval_s=interval,
+            settings=settings,
             owner_id=None if owner is None else owner.id,
         )
         after = _audited(source, secret_key)
@@ -262,7 +272,15 @@ def source_show(source_id: SourceId) -> None:
         ("name", source.name),
         ("owner", "shared" if source.owner_id is None else f"user {source.owner_id}"),
         *((f"option {k}", str(v)) for k, v in config.items()),
-        ("interval", f"{source.poll_interval_s}s"),
+        (
+            "interval",
+            f"{source.poll_interval_s}s at most, {settings.min_poll_interval_of(source.kind)}s "
+            f"at least (the {source.kind} minimum)",
+        ),
+        ("polling", source.interval_reason or "chosen at the first successful poll"),
+        ("posts every", _usual_gap(source)),
+        ("last new post", when(source.last_new_post_at) if source.last_new_post_at else ""),
+        ("freshness", _freshness_shown(source)),
         ("health", health(source)),
         ("last poll", when(source.last_polled_at)),
         ("last success", when(source.last_success_at)),
@@ -279,6 +297,15 @@ def source_show(source_id: SourceId) -> None:
     console.print(table)
 
 
+def _usual_gap(source: Source) -> str:
+    from sigwatch.worker.cadence import format_duration
+
+    if source.post_gap_s is None:
+        return "not learnt yet (two new posts are needed)"
+    gaps = f"{source.post_gap_samples} gap{'' if source.post_gap_samples == 1 else 's'}"
+    return f"{format_duration(source.post_gap_s)} (a weighted mean of {gaps})"
+
+
 async def _source_show(
     settings: Settings, source_id: int
 ) -> tuple[Source, dict[str, Any], int, str]:
@@ -293,6 +320,29 @@ async def _source_show(
         return source, shown_source_config(source, secret_key), posts, breaker
 
 
+def _freshness_shown(source: Source) -> str:
+    """The source's own freshness thresholds, KEY=VALUE, or that the settings' apply."""
+    if not source.freshness:
+        return "the settings' thresholds"
+    return ", ".join(f"{key}={json.dumps(value)}" for key, value in source.freshness.items())
+
+
+def _freshness_overrides(assignments: list[str], *, reset: bool) -> dict[str, Any] | None:
+    """``--freshness KEY=VALUE`` values read as JSON (numbers, true/false); None: no change."""
+    if not assignments and not reset:
+        return None
+    given: dict[str, Any] = {}
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        if not sep or not key.strip():
+            raise fail(f"--freshness {assignment!r}: write KEY=VALUE", USAGE_ERROR)
+        try:
+            given[key.strip()] = json.loads(raw)
+        except ValueError:
+            given[key.strip()] = raw
+    return given
+
+
 @source_app.command("edit")
 @friendly_errors
 def source_edit(
@@ -300,12 +350,33 @@ def source_edit(
     name: Annotated[str | None, typer.Option("--name", help="New display name.")] = None,
     assignments: Assignments = None,
     interval: Interval = None,
+    freshness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--freshness",
+            metavar="KEY=VALUE",
+            help="A freshness threshold of this source, e.g. silence_factor=6 or enabled=false "
+            "(see docs/sources.md); repeat for several.",
+        ),
+    ] = None,
+    freshness_reset: Annotated[
+        bool, typer.Option("--freshness-reset", help="Use the settings' freshness thresholds.")
+    ] = False,
 ) -> None:
-    """Change a source's name, options or interval; options not given keep their values."""
-    if name is None and not assignments and interval is None:
-        raise fail("say what to change: --name, --set KEY=VALUE or --interval", USAGE_ERROR)
+    """Change a source's name, options, interval or freshness thresholds; the rest is kept."""
+    if name is None and not assignments and interval is None and not freshness:
+        if not freshness_reset:
+            raise fail(
+                "say what to change: --name, --set KEY=VALUE, --interval or --freshness",
+                USAGE_ERROR,
+            )
     settings = cli_settings()
-    source = run(_source_edit(settings, source_id, name, assignments or [], interval))
+    overrides = _freshness_overrides(freshness or [], reset=freshness_reset)
+    source = run(
+        _source_edit(
+            settings, source_id, name, assignments or [], interval, overrides, freshness_reset
+        )
+    )
     console.print(f"source {source.id} changed: {source.name}", highlight=False)
 
 
@@ -315,6 +386,8 @@ async def _source_edit(
     name: str | None,
     assignments: list[str],
     interval: int | None,
+    freshness: dict[str, Any] | None = None,
+    freshness_reset: bool = False,
 ) -> Source:
     from sigwatch.db.sources import get_source
     from sigwatch.manage.sources import update_source
@@ -328,6 +401,9 @@ async def _source_edit(
             changes["name"] = name
         if interval is not None:
             changes["poll_interval_s"] = interval
+        if freshness is not None:  # given keys change, the others are kept (unless reset)
+            kept = {} if freshness_reset else (source.freshness or {})
+            changes["freshness"] = {**kept, **freshness}
         if assignments:
             model = _options_model(source.kind)
             given = parse_settings(source.kind, model, assignments, prompt_missing_secrets=False)
@@ -338,7 +414,7 @@ async def _source_edit(
             check_options(source.kind, model, config, partial=True)
             changes["config"] = config
         source = await update_source(
-            session, source_id, changes, owner_id=None, secret_key=secret_key
+            session, source_id, changes, owner_id=None, secret_key=secret_key, settings=settings
         )
         after = _audited(source, secret_key)
         await record_audit(session, "cli", "update", "source", source.id, before, after)

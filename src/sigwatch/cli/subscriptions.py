@@ -80,6 +80,12 @@ def subscription_add(
     user: Annotated[
         str | None, typer.Option("--user", help="Owner; default the first channel's owner.")
     ] = None,
+    system_alerts: Annotated[
+        bool,
+        typer.Option(
+            "--system-alerts", help="Also send sources' alarms: silent, stale or failing."
+        ),
+    ] = False,
 ) -> None:
     """Subscribe to the alerts the filters match (repeat a filter for any of several values)."""
     check_choices("--event", events, EVENT_TYPES)
@@ -111,6 +117,7 @@ def subscription_add(
         "mode": mode,
         "notify_on": notify_on,
         "quiet_hours": quiet,
+        "system_alerts": system_alerts,
     }
     settings = cli_settings()
     subscription_id, owner = run(_subscription_add(settings, fields, user))

@@ -7,7 +7,7 @@ each viewer may see them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy import (
     cast,
     exists,
     func,
+    insert,
     null,
     or_,
     select,
@@ -125,34 +126,44 @@ async def lock_alert_events(session: AsyncSession) -> None:
         )
 
 
-async def source_owner_id(session: AsyncSession, source_id: int) -> int | None:
-    """The owner of a source (None: a shared source, or no such source)."""
-    return await session.scalar(select(Source.owner_id).where(Source.id == source_id))
-
-
-async def recent_alerts(
-    session: AsyncSession,
-    entity: str,
-    event: str,
-    *,
-    around: datetime,
-    within: timedelta,
-    limit: int = 20,
-) -> list[Alert]:
-    """Alerts of ``entity`` and ``event`` whose evidence spans come within ``within`` of
-    ``around``, latest evidence first: the stories a detection at ``around`` may join."""
-    statement = (
-        select(Alert)
-        .where(
-            Alert.entity == entity,
-            Alert.event == event,
-            Alert.last_evidence_at >= around - within,
-            Alert.first_seen_at <= around + within,
-        )
-        .order_by(Alert.last_evidence_at.desc())
-        .limit(limit)
+async def source_owner_ids(
+    session: AsyncSession, source_ids: Iterable[int]
+) -> dict[int, int | None]:
+    """The owner of each source (None: a shared source); a source that is gone is left out."""
+    rows = await session.execute(
+        select(Source.id, Source.owner_id).where(Source.id.in_(set(source_ids)))
     )
-    return list((await session.scalars(statement)).all())
+    return dict(rows.all())
+
+
+async def recent_stories(
+    session: AsyncSession,
+    spans: Mapping[tuple[str, str], tuple[datetime, datetime]],
+    *,
+    within: timedelta,
+) -> dict[tuple[str, str], list[Alert]]:
+    """For each (entity, event) with its (earliest, latest) detection time, its alerts whose
+    evidence comes within ``within`` of that span, latest evidence first, in one query: the
+    stories the detections of a batch may join."""
+    found: dict[tuple[str, str], list[Alert]] = {key: [] for key in spans}
+    if not spans:
+        return found
+    statement = select(Alert).where(
+        or_(
+            *(
+                and_(
+                    Alert.entity == entity,
+                    Alert.event == event,
+                    Alert.last_evidence_at >= earliest - within,
+                    Alert.first_seen_at <= latest + within,
+                )
+                for (entity, event), (earliest, latest) in spans.items()
+            )
+        )
+    )
+    for alert in (await session.scalars(statement.order_by(Alert.last_evidence_at.desc()))).all():
+        found[alert.entity, alert.event].append(alert)
+    return found
 
 
 async def evidence_fingerprints(session: AsyncSession, alert_id: int) -> list[str]:
@@ -174,11 +185,14 @@ async def has_evidence_from_post(session: AsyncSession, alert_id: int, post_id: 
 
 
 async def evidence_facts(
-    session: AsyncSession, alert_id: int, viewer_id: int | None
-) -> list[tuple[int, str, datetime, float, str, datetime | None]]:
+    session: AsyncSession, alert_id: int, *, seen_by: int | None
+) -> list[tuple[tuple[int, str, datetime, float, str, datetime | None], bool]]:
     """(source id, source origin, published at, confidence, urgency, event time) of each piece
-    of the alert's evidence that ``viewer_id`` may see (None: all), earliest first. A source
-    without an origin is its own."""
+    of the alert's evidence, earliest first, each with whether ``seen_by`` may see it (None:
+    an admin, who sees all). A source without an origin is its own.
+
+    One query serves the whole story and one user's view of it: a detection that corroborates
+    a story brings both up to date."""
     rows = await session.execute(
         select(
             AlertEvidence.source_id,
@@ -187,36 +201,40 @@ async def evidence_facts(
             AlertEvidence.confidence,
             AlertEvidence.urgency,
             AlertEvidence.event_time,
+            source_visible_to(seen_by),
         )
         .join(Source, Source.id == AlertEvidence.source_id)
-        .where(AlertEvidence.alert_id == alert_id, source_visible_to(viewer_id))
+        .where(AlertEvidence.alert_id == alert_id)
         .order_by(AlertEvidence.published_at, AlertEvidence.id)
     )
-    return [(row[0], row[1], row[2], row[3], row[4], row[5]) for row in rows.all()]
+    return [((row[0], row[1], row[2], row[3], row[4], row[5]), bool(row[6])) for row in rows.all()]
 
 
-async def add_alert(session: AsyncSession, alert: Alert) -> Alert:
-    """Store a new alert; it has its id on return."""
-    session.add(alert)
-    await session.flush()
-    return alert
+def add_rows(session: AsyncSession, new: Iterable[Alert | AlertView | AlertHistory]) -> None:
+    """Store new alerts, views or history rows, in this order: written together by the next
+    query or :func:`write_added`, before anything reads them."""
+    session.add_all(new)
 
 
-async def add_evidence(session: AsyncSession, evidence: AlertEvidence) -> None:
-    """Store a piece of evidence, so the story's summaries read it."""
-    session.add(evidence)
+async def add_evidence(session: AsyncSession, evidence: list[dict[str, Any]]) -> None:
+    """Store pieces of evidence (their columns) in one statement, now: their alerts are stored.
+
+    A Core executemany, since nothing reads the rows back in this session; the session's own
+    pending rows are not written first (the next query writes them).
+    """
+    if evidence:
+        connection = await session.connection()
+        await connection.execute(insert(AlertEvidence), evidence)
+
+
+async def write_added(session: AsyncSession) -> None:
+    """Write the rows added and the changes made so far; new rows have their ids on return."""
     await session.flush()
 
 
 async def get_view(session: AsyncSession, alert_id: int, owner_id: int) -> AlertView | None:
     """``owner_id``'s view of the alert, if the story has reached them."""
     return await session.get(AlertView, (alert_id, owner_id))
-
-
-async def add_view(session: AsyncSession, view: AlertView) -> None:
-    """Store a user's new view of an alert."""
-    session.add(view)
-    await session.flush()
 
 
 async def add_history(session: AsyncSession, change: AlertHistory) -> AlertHistory:

@@ -126,6 +126,33 @@ class Source(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     #: When the source was removed: it is no longer polled or listed, its posts are kept.
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    # What adaptive polling learns (sigwatch.worker.cadence), updated by each successful poll
+    # that stores new posts, and what it chose.
+    #: The source's usual time between two new posts, in seconds: an exponentially weighted
+    #: mean of the gaps between the moments of consecutive new posts (each post's moment as in
+    #: ``last_new_post_at``). None until a second new post has been seen.
+    post_gap_s: Mapped[float | None] = mapped_column(Float, default=None)
+    #: How many gaps ``post_gap_s`` is made of (0 while it is None); few samples, rough mean.
+    post_gap_samples: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: When the newest post first stored by a poll appeared: its published time, or the time it
+    #: was collected when it has none or claims a later one. Never moves backwards; None until
+    #: a poll stores a post. A source is silent when now - this is several ``post_gap_s``.
+    last_new_post_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: The wait before the next poll that the last successful poll chose, in seconds, jitter
+    #: included (next_poll_at is last_success_at plus this, unless a poll was asked for).
+    effective_interval_s: Mapped[float | None] = mapped_column(Float, default=None)
+    #: Why that interval, in words, as the source's health shows it.
+    interval_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # Freshness alarms (sigwatch.alerts.freshness): this source's own thresholds, and whether
+    # the newest item it serves still changes.
+    #: Per-source overrides of the SIGWATCH_SILENCE_* / STALE_* / FAILING_* settings; None: none.
+    freshness: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
+    #: A hash of the newest item the last poll with content served (its id and content).
+    newest_fingerprint: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: When that fingerprint last changed (or was first seen).
+    newest_changed_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: Successful polls with content in a row that served the same newest item.
+    unchanged_polls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Post(Base):
@@ -369,6 +396,10 @@ class Subscription(Base):
     mode: Mapped[str] = mapped_column(String(16), default="instant")
     notify_on: Mapped[str] = mapped_column(String(16), default="new")
     quiet_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
+    #: Also send the system alerts (a source silent, stale or failing) of the owner's sources.
+    system_alerts: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -404,6 +435,11 @@ class Delivery(Base):
     subscription_id: Mapped[int | None] = mapped_column(
         ForeignKey("subscriptions.id", ondelete="SET NULL"), default=None
     )
+    #: Set instead of ``alert_id`` when the delivery announces a system alert.
+    system_alert_id: Mapped[int | None] = mapped_column(
+        ForeignKey("system_alerts.id", ondelete="CASCADE"), index=True, default=None
+    )
+    #: new, updated, digest; system_opened or system_cleared for a system alert.
     kind: Mapped[str] = mapped_column(String(16), default="new")
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")
@@ -449,3 +485,42 @@ class WebSubSubscription(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SystemAlert(Base):
+    """A source's freshness alarm (silent, stale or failing), open until the source recovers.
+
+    At most one alarm per source and condition is open at a time (a partial unique index), so
+    workers checking at once never raise it twice. ``owner_id`` is the source's owner when it
+    was raised (None for shared sources, whose alarms reach admins).
+    """
+
+    __tablename__ = "system_alerts"
+    __table_args__ = (
+        Index(
+            "uq_system_alerts_open",
+            "source_id",
+            "condition",
+            unique=True,
+            sqlite_where=text("state = 'open'"),
+            postgresql_where=text("state = 'open'"),
+        ),
+        Index("ix_system_alerts_opened_at", "opened_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True, default=None
+    )
+    condition: Mapped[str] = mapped_column(String(16))  # silent, stale, failing
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open, cleared
+    #: Why it was raised, in words, with the numbers that decided it.
+    reason: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: The last check that found the condition still true.
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cleared_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: Why it cleared (a new post, a success, the source disabled or removed …).
+    clear_reason: Mapped[str | None] = mapped_column(Text, default=None)

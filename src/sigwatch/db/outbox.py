@@ -32,25 +32,32 @@ class ClaimedDelivery:
     kind: str
     idempotency_key: str
     attempts: int
+    #: The system alert announced, for a delivery of kind system_opened or system_cleared.
+    system_alert_id: int | None = None
 
 
 async def enqueue_delivery(
     session: AsyncSession,
     *,
-    alert_id: int,
+    alert_id: int | None,
     channel_id: int,
     subscription_id: int | None,
     kind: str,
     idempotency_key: str,
     next_attempt_at: datetime,
+    system_alert_id: int | None = None,
 ) -> bool:
-    """Add a delivery unless one with this idempotency key exists; True when added."""
+    """Add a delivery unless one with this idempotency key exists; True when added.
+
+    A delivery announces an alert (``alert_id``) or a system alert (``system_alert_id``).
+    """
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
         insert(Delivery)
         .values(
             alert_id=alert_id,
+            system_alert_id=system_alert_id,
             channel_id=channel_id,
             subscription_id=subscription_id,
             kind=kind,
@@ -99,11 +106,12 @@ async def claim_due_deliveries(
             Delivery.kind,
             Delivery.idempotency_key,
             Delivery.attempts,
+            Delivery.system_alert_id,
         )
         .execution_options(synchronize_session=False)
     )
     rows = (await session.execute(statement)).all()
-    return sorted((ClaimedDelivery(*row) for row in rows), key=lambda d: d.id)
+    return sorted((ClaimedDelivery(*tuple(row)) for row in rows), key=lambda d: d.id)
 
 
 async def renew_delivery_leases(

@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -58,6 +58,20 @@ class NewPost:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class StoredPost:
+    """A post as a batch stored it: what detection reads, without reading the row back."""
+
+    id: int
+    source_id: int
+    text: str
+    title: str | None
+    author: str | None
+    url: str | None
+    published_at: datetime
+    collected_at: datetime
+
+
 @dataclass(slots=True)
 class StoreResult:
     """Which posts a batch added or changed; unchanged re-polled posts are only counted."""
@@ -65,6 +79,11 @@ class StoreResult:
     new_ids: list[int] = field(default_factory=list)
     updated_ids: list[int] = field(default_factory=list)
     unchanged: int = 0
+    #: When each new post appeared, in the order of ``new_ids``: its published time as stored
+    #: (the collection time for a post without one).
+    new_published_at: list[datetime] = field(default_factory=list)
+    #: The new posts as stored, in id order.
+    new_posts: list[StoredPost] = field(default_factory=list)
 
 
 def content_hash(post: NewPost) -> str:
@@ -117,7 +136,9 @@ def _strip_nul(value: Any) -> Any:
     return value
 
 
-def _row(source_id: int, post: NewPost, collected_at: datetime) -> dict[str, Any]:
+def _row(
+    source_id: int, post: NewPost, collected_at: datetime, sentiment: float | None
+) -> dict[str, Any]:
     return {
         "source_id": source_id,
         "external_id": post.external_id,
@@ -132,6 +153,7 @@ def _row(source_id: int, post: NewPost, collected_at: datetime) -> dict[str, Any
         "content_hash": content_hash(post),
         "metrics": post.metrics,
         "raw": post.raw,
+        "sentiment": sentiment,
     }
 
 
@@ -141,12 +163,17 @@ async def store_posts(
     posts: Sequence[NewPost],
     *,
     collected_at: datetime | None = None,
+    sentiment: Callable[[NewPost], float] | None = None,
 ) -> StoreResult:
     """Insert new posts and update changed ones in batches; re-polled unchanged posts are skipped.
 
     One upsert per chunk: ``ON CONFLICT (source_id, external_id) DO UPDATE ... WHERE`` the content
     hash differs, returning only the rows it wrote. A returned row whose ``collected_at`` is this
     batch's timestamp was inserted; any other returned row was an update of an older post.
+
+    ``sentiment`` scores each post not stored yet, and the score is inserted with it (an update
+    keeps the score a post was stored with). The stored ids are read first, so the scoring runs
+    before the transaction's first write: on SQLite, other writers wait for none of it.
     """
     collected_at = collected_at or utcnow()
     # The last occurrence of an id in a batch wins, as a later entry of a feed is its newer copy.
@@ -157,22 +184,64 @@ async def store_posts(
     result = StoreResult()
     if not unique:
         return result
+    scores: dict[str, float] = {}
+    if sentiment is not None:
+        stored = await _stored_external_ids(session, source_id, list(unique))
+        scores = {key: sentiment(post) for key, post in unique.items() if key not in stored}
     written: Sequence[Any]
+    rows = list(unique.values())
     if session.get_bind().dialect.name == "postgresql":
-        written = await _upsert_postgres(session, source_id, list(unique.values()), collected_at)
+        written = await _upsert_postgres(session, source_id, rows, collected_at, scores)
     else:
-        written = await _upsert_sqlite(session, source_id, list(unique.values()), collected_at)
-    for post_id, row_collected_at in written:
+        written = await _upsert_sqlite(session, source_id, rows, collected_at, scores)
+    for post_id, row_collected_at, published_at, external_id in written:
         if row_collected_at == collected_at:
             result.new_ids.append(post_id)
+            result.new_published_at.append(published_at)
+            post = unique[external_id]
+            result.new_posts.append(
+                StoredPost(
+                    id=post_id,
+                    source_id=source_id,
+                    text=post.text,
+                    title=post.title,
+                    author=post.author,
+                    url=post.url,
+                    published_at=published_at,
+                    collected_at=row_collected_at,
+                )
+            )
         else:
             result.updated_ids.append(post_id)
+    result.new_posts.sort(key=lambda post: post.id)
     result.unchanged = len(unique) - len(written)
     return result
 
 
+#: Most external ids looked up in one query (well under every database's parameter limit).
+LOOKUP_CHUNK_IDS = 500
+
+
+async def _stored_external_ids(
+    session: AsyncSession, source_id: int, external_ids: list[str]
+) -> set[str]:
+    """Which of ``external_ids`` the source already has stored."""
+    found: set[str] = set()
+    for start in range(0, len(external_ids), LOOKUP_CHUNK_IDS):
+        chunk = external_ids[start : start + LOOKUP_CHUNK_IDS]
+        rows = await session.scalars(
+            select(Post.external_id).where(Post.source_id == source_id, Post.external_id.in_(chunk))
+        )
+        found.update(rows.all())
+    return found
+
+
 async def _upsert_sqlite(
-    session: AsyncSession, source_id: int, posts: list[NewPost], collected_at: datetime
+    session: AsyncSession,
+    source_id: int,
+    posts: list[NewPost],
+    collected_at: datetime,
+    sentiments: Mapping[str, float],
 ) -> Sequence[Any]:
     insert = sqlite.insert(Post)
     excluded = insert.excluded
@@ -180,8 +249,8 @@ async def _upsert_sqlite(
         index_elements=[Post.source_id, Post.external_id],
         set_={name: excluded[name] for name in _UPDATABLE},
         where=Post.content_hash != excluded.content_hash,
-    ).returning(Post.id, Post.collected_at)
-    rows = [_row(source_id, post, collected_at) for post in posts]
+    ).returning(Post.id, Post.collected_at, Post.published_at, Post.external_id)
+    rows = [_row(source_id, post, collected_at, sentiments.get(post.external_id)) for post in posts]
     connection = await session.connection()
     # Executemany with RETURNING: SQLAlchemy batches the rows into multi-row statements
     # ("insertmanyvalues") compiled once, so a large batch costs few round trips.
@@ -190,22 +259,28 @@ async def _upsert_sqlite(
 
 _UPSERT_POSTGRES = f"""
 INSERT INTO posts (source_id, collected_at, external_id, url, author, title, text, html,
-                   published_at, content_hash, metrics, raw, search_vector)
+                   published_at, content_hash, metrics, raw, search_vector, sentiment)
 SELECT $1, $2, u.external_id, u.url, u.author, u.title, u.text, u.html, u.published_at,
-       u.content_hash, u.metrics, u.raw, array_to_tsvector(string_to_array(u.terms, ' '))
+       u.content_hash, u.metrics, u.raw, array_to_tsvector(string_to_array(u.terms, ' ')),
+       u.sentiment
 FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-            $9::timestamptz[], $10::text[], $11::jsonb[], $12::jsonb[], $13::text[])
+            $9::timestamptz[], $10::text[], $11::jsonb[], $12::jsonb[], $13::text[],
+            $14::float8[])
      AS u(external_id, url, author, title, text, html, published_at, content_hash, metrics,
-          raw, terms)
+          raw, terms, sentiment)
 ON CONFLICT (source_id, external_id) DO UPDATE SET
     {", ".join(f"{name} = excluded.{name}" for name in (*_UPDATABLE, "search_vector"))}
 WHERE posts.content_hash <> excluded.content_hash
-RETURNING id, collected_at
+RETURNING id, collected_at, published_at, external_id
 """
 
 
 async def _upsert_postgres(
-    session: AsyncSession, source_id: int, posts: list[NewPost], collected_at: datetime
+    session: AsyncSession,
+    source_id: int,
+    posts: list[NewPost],
+    collected_at: datetime,
+    sentiments: Mapping[str, float],
 ) -> list[Any]:
     """Chunks of one statement each, pipelined: columns travel as arrays, unnested server side.
 
@@ -227,7 +302,8 @@ async def _upsert_postgres(
     in_flight: asyncio.Future[list[Any]] | None = None
     try:
         for start in range(0, len(posts), POSTGRES_CHUNK_ROWS):
-            columns = _postgres_columns(posts[start : start + POSTGRES_CHUNK_ROWS], collected_at)
+            chunk = posts[start : start + POSTGRES_CHUNK_ROWS]
+            columns = _postgres_columns(chunk, collected_at, sentiments)
             if in_flight is not None:
                 written += await in_flight
             in_flight = asyncio.ensure_future(
@@ -246,11 +322,15 @@ async def _upsert_postgres(
     return written
 
 
-def _postgres_columns(posts: Sequence[NewPost], collected_at: datetime) -> tuple[list[Any], ...]:
-    """The upsert's array parameters ($3 to $13) for ``posts``."""
+def _postgres_columns(
+    posts: Sequence[NewPost], collected_at: datetime, sentiments: Mapping[str, float]
+) -> tuple[list[Any], ...]:
+    """The upsert's array parameters ($3 to $14) for ``posts``."""
     empty = "{}"
-    columns: tuple[list[Any], ...] = tuple([] for _ in range(11))
-    (ids, urls, authors, titles, texts, htmls, published, hashes, metrics, raws, terms) = columns
+    columns: tuple[list[Any], ...] = tuple([] for _ in range(12))
+    (ids, urls, authors, titles, texts, htmls, published, hashes, metrics, raws, terms, scores) = (
+        columns
+    )
     for post in posts:
         ids.append(post.external_id)
         urls.append(post.url)
@@ -263,6 +343,7 @@ def _postgres_columns(posts: Sequence[NewPost], collected_at: datetime) -> tuple
         metrics.append(json.dumps(post.metrics) if post.metrics else empty)
         raws.append(json.dumps(post.raw) if post.raw else empty)
         terms.append(" ".join(search_terms(f"{post.title or ''} {post.text}")))
+        scores.append(sentiments.get(post.external_id))
     return columns
 
 
@@ -421,14 +502,6 @@ async def get_post(session: AsyncSession, post_id: int, *, owner_id: int | None)
     if post is None:
         raise NotFound(f"post {post_id} does not exist")
     return post
-
-
-async def get_posts_by_ids(session: AsyncSession, post_ids: Sequence[int]) -> list[Post]:
-    """The posts with these ids, in id order."""
-    if not post_ids:
-        return []
-    rows = await session.scalars(select(Post).where(Post.id.in_(post_ids)).order_by(Post.id))
-    return list(rows.all())
 
 
 #: The PostgreSQL full-text index of posts (created by the first migration).

@@ -12,15 +12,40 @@ makes the source due at once, so every request is answered by a poll that starts
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, literal, literal_column, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sigwatch.db.jobs import ACTIVE_STATUSES, POLL
 from sigwatch.db.models import Job, Source
+
+
+@dataclass(frozen=True, slots=True)
+class PostRate:
+    """What a source's polls have learnt of how often it posts (see :class:`Source`'s
+    ``post_gap_s``, ``post_gap_samples`` and ``last_new_post_at``)."""
+
+    gap_s: float | None = None
+    samples: int = 0
+    last_new_post_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +63,8 @@ class ClaimedSource:
     #: Whether a job (a "poll now") was open on the source when it was claimed. Without one the
     #: poll has no job to start; a job asked for after the claim is answered by the next poll.
     jobs_waiting: bool = True
+    #: How often the source posts, as learnt so far: what its next interval is chosen from.
+    post_rate: PostRate = PostRate()
 
 
 def _claimable(now: datetime) -> Any:
@@ -61,40 +88,14 @@ async def claim_due_sources(
     """
     if limit <= 0:
         return []
-    candidates = select(Source.id).where(Source.enabled.is_(True), _claimable(now))
-    if due_only:
-        candidates = candidates.where(Source.next_poll_at <= now)
-    if source_ids is not None:
-        candidates = candidates.where(Source.id.in_(source_ids))
-    candidates = candidates.order_by(Source.next_poll_at, Source.id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
     expires = now + timedelta(seconds=lease_s)
-    # What start_queued_jobs would take now, so a poll without a job can skip looking for one.
-    # The source's id is spelled out: SQLAlchemy writes RETURNING columns unqualified on
-    # SQLite, where a bare "id" inside the subquery would mean the job's own id.
-    jobs_waiting = exists().where(
-        Job.source_id == literal_column(f"{Source.__tablename__}.id"),
-        Job.kind == POLL,
-        Job.status.in_(ACTIVE_STATUSES),
+    statement = _claim_statement(
+        session.get_bind().dialect.name == "postgresql", due_only, source_ids is not None
     )
-    statement = (
-        update(Source)
-        .where(Source.id.in_(candidates.scalar_subquery()), _claimable(now))
-        .values(lease_owner=worker_id, lease_expires_at=expires, last_polled_at=now)
-        .returning(
-            Source.id,
-            Source.kind,
-            Source.name,
-            Source.config,
-            Source.state,
-            Source.poll_interval_s,
-            Source.consecutive_failures,
-            jobs_waiting.label("jobs_waiting"),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    rows = (await session.execute(statement)).all()
+    params: dict[str, Any] = {"now": now, "expires": expires, "worker": worker_id, "limit": limit}
+    if source_ids is not None:
+        params["source_ids"] = source_ids
+    rows = (await session.execute(statement, params)).all()
     return [
         ClaimedSource(
             id=row.id,
@@ -106,9 +107,64 @@ async def claim_due_sources(
             consecutive_failures=row.consecutive_failures,
             lease_expires_at=expires,
             jobs_waiting=bool(row.jobs_waiting),
+            post_rate=PostRate(row.post_gap_s, row.post_gap_samples or 0, row.last_new_post_at),
         )
         for row in sorted(rows, key=lambda r: r.id)
     ]
+
+
+@functools.cache
+def _claim_statement(postgresql: bool, due_only: bool, narrowed: bool) -> Any:
+    """The claim's UPDATE … RETURNING, built once per shape: building and keying it cost
+    about as much CPU as running it (parameters: now, expires, worker, limit, source_ids)."""
+    # Core columns, not the ORM's: the ORM's UPDATE path adds nothing here but CPU.
+    table = Source.__table__
+    assert isinstance(table, Table)
+    source = table.c
+    now = bindparam("now", type_=source.next_poll_at.type)
+    claimable = or_(source.lease_expires_at.is_(None), source.lease_expires_at < now)
+    candidates = select(source.id).where(source.enabled.is_(True), claimable)
+    if due_only:
+        candidates = candidates.where(source.next_poll_at <= now)
+    if narrowed:
+        candidates = candidates.where(source.id.in_(bindparam("source_ids", expanding=True)))
+    candidates = candidates.order_by(source.next_poll_at, source.id).limit(
+        bindparam("limit", type_=Integer)
+    )
+    if postgresql:
+        candidates = candidates.with_for_update(skip_locked=True)
+    # What start_queued_jobs would take now, so a poll without a job can skip looking for one.
+    # The source's id is spelled out: SQLAlchemy writes RETURNING columns unqualified on
+    # SQLite, where a bare "id" inside the subquery would mean the job's own id.
+    jobs = Job.__table__
+    assert isinstance(jobs, Table)
+    jobs_waiting = exists().where(
+        jobs.c.source_id == literal_column(f"{table.name}.id"),
+        jobs.c.kind == POLL,
+        jobs.c.status.in_(ACTIVE_STATUSES),
+    )
+    return (
+        update(table)
+        .where(source.id.in_(candidates.scalar_subquery()), claimable)
+        .values(
+            lease_owner=bindparam("worker", type_=source.lease_owner.type),
+            lease_expires_at=bindparam("expires", type_=source.lease_expires_at.type),
+            last_polled_at=now,
+        )
+        .returning(
+            source.id,
+            source.kind,
+            source.name,
+            source.config,
+            source.state,
+            source.poll_interval_s,
+            source.consecutive_failures,
+            jobs_waiting.label("jobs_waiting"),
+            source.post_gap_s,
+            source.post_gap_samples,
+            source.last_new_post_at,
+        )
+    )
 
 
 async def count_due_sources(session: AsyncSession, *, now: datetime) -> int:
@@ -119,6 +175,14 @@ async def count_due_sources(session: AsyncSession, *, now: datetime) -> int:
         .where(Source.enabled.is_(True), Source.next_poll_at <= now, _claimable(now))
     )
     return int((await session.scalar(statement)) or 0)
+
+
+async def earliest_due_at(session: AsyncSession, *, now: datetime) -> datetime | None:
+    """When the first enabled unclaimed source falls due (maybe already), or None if none."""
+    statement = select(func.min(Source.next_poll_at)).where(
+        Source.enabled.is_(True), _claimable(now)
+    )
+    return await session.scalar(statement)
 
 
 async def renew_source_leases(
@@ -132,6 +196,7 @@ async def renew_source_leases(
     """Extend to ``now + lease_s`` the leases ``worker_id`` still holds; returns their ids."""
     if not source_ids:
         return set()
+    await _lock_in_id_order(session, source_ids)
     rows = await session.execute(
         update(Source)
         .where(Source.id.in_(source_ids), Source.lease_owner == worker_id)
@@ -144,6 +209,18 @@ async def renew_source_leases(
 
 def _owned(source_id: int, worker_id: str) -> Any:
     return and_(Source.id == source_id, Source.lease_owner == worker_id)
+
+
+async def _lock_in_id_order(session: AsyncSession, source_ids: Sequence[int]) -> None:
+    """Lock these source rows in id order first (PostgreSQL; SQLite has one writer anyway).
+
+    A lease renewal and a group of recorded outcomes of one worker may cover the same rows at
+    the same moment: taking the rows in one order means neither waits for the other in a cycle.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            select(Source.id).where(Source.id.in_(source_ids)).order_by(Source.id).with_for_update()
+        )
 
 
 async def _next_poll_at(
@@ -176,12 +253,16 @@ async def record_poll_success(
     worker_id: str,
     now: datetime,
     state: dict[str, Any],
-    interval_s: int,
+    interval_s: float,
     warning: str | None = None,
+    interval_reason: str | None = None,
+    post_rate: PostRate | None = None,
 ) -> bool:
     """Store the new fetch state, clear failures, schedule the next poll and free the lease.
 
-    The next poll is after ``interval_s``, or at once when a poll was asked for meanwhile.
+    The next poll is after ``interval_s``, or at once when a poll was asked for meanwhile;
+    ``interval_reason`` says why that interval, and ``post_rate`` (when the poll stored new
+    posts) is what was learnt of how often the source posts.
     A warning (for example a feed that was only partly parseable) is kept as the source's last
     error without counting as a failure. Returns False when the lease was lost meanwhile.
     """
@@ -194,7 +275,11 @@ async def record_poll_success(
         ),
         "lease_owner": None,
         "lease_expires_at": None,
+        "effective_interval_s": interval_s,
+        "interval_reason": interval_reason,
     }
+    if post_rate is not None:
+        values |= post_rate_values(post_rate)
     if warning is not None:
         values |= {"last_error": warning, "last_error_at": now}
     else:
@@ -206,6 +291,119 @@ async def record_poll_success(
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def post_rate_values(rate: PostRate) -> dict[str, Any]:
+    """The columns of ``sources`` that keep ``rate``."""
+    return {
+        "post_gap_s": rate.gap_s,
+        "post_gap_samples": rate.samples,
+        "last_new_post_at": rate.last_new_post_at,
+    }
+
+
+async def record_post_rate(session: AsyncSession, source_id: int, rate: PostRate) -> None:
+    """Keep what was learnt of how often the source posts (new posts came other than by a
+    poll: a WebSub push)."""
+    await session.execute(
+        update(Source)
+        .where(Source.id == source_id)
+        .values(**post_rate_values(rate))
+        .execution_options(synchronize_session=False)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PollSuccess:
+    """A successful poll that stored nothing (a 304, an empty answer), to record in a group."""
+
+    source_id: int
+    at: datetime
+    interval_s: float
+    #: The new fetch state, or None when the poll left it as it was (nothing to write).
+    state: dict[str, Any] | None = None
+    #: Why ``interval_s`` (see :func:`record_poll_success`).
+    interval_reason: str | None = None
+
+
+async def record_poll_successes(
+    session: AsyncSession, successes: Sequence[PollSuccess], *, worker_id: str
+) -> set[int]:
+    """Record many polls at once as :func:`record_poll_success` records one without a warning.
+
+    Only sources whose lease ``worker_id`` still holds are written: the outcome of a lease lost
+    meanwhile is dropped, never laid over the next owner's. Returns the sources recorded.
+    """
+    if not successes:
+        return set()
+    ids = sorted({success.source_id for success in successes})
+    await _lock_in_id_order(session, ids)
+    released, rescheduled, with_state = _record_statements()
+    # Also the write that takes SQLite's lock: the rows read below stay as they are until commit.
+    rows = await session.execute(released, {"ids": ids, "worker": worker_id})
+    owned = {int(row[0]) for row in rows}
+    mine = [success for success in successes if success.source_id in owned]
+    for statement, stated in ((rescheduled, False), (with_state, True)):
+        group = [success for success in mine if (success.state is not None) == stated]
+        if group:
+            await session.execute(
+                statement,
+                [
+                    {
+                        "b_source_id": success.source_id,
+                        "b_at": success.at,
+                        "b_next": success.at + timedelta(seconds=success.interval_s),
+                        "b_interval_s": success.interval_s,
+                        "b_reason": success.interval_reason,
+                        **({"b_state": success.state} if stated else {}),
+                    }
+                    for success in group
+                ],
+            )
+    return owned
+
+
+@functools.cache
+def _record_statements() -> tuple[Any, Any, Any]:
+    """The statements of :func:`record_poll_successes`, built once, on the Core table.
+
+    Freeing the leases still held (parameters: ids, worker); then, run once per source,
+    rescheduling it without and with a new state (b_source_id, b_at, b_next, b_interval_s,
+    b_reason, b_state).
+    """
+    table = Source.__table__
+    assert isinstance(table, Table)
+    source = table.c
+    released = (
+        update(table)
+        .where(
+            source.id.in_(bindparam("ids", expanding=True)),
+            source.lease_owner == bindparam("worker", type_=source.lease_owner.type),
+        )
+        .values(consecutive_failures=0, last_error=None, lease_owner=None, lease_expires_at=None)
+        .returning(source.id)
+    )
+    moment = source.next_poll_at.type
+    source_id = bindparam("b_source_id", type_=source.id.type)
+    at = bindparam("b_at", type_=moment)
+    jobs = Job.__table__
+    assert isinstance(jobs, Table)
+    # Evaluated per row by the statement, after the lock: a poll asked for meanwhile is due now.
+    queued = exists().where(
+        jobs.c.source_id == source_id, jobs.c.status == "queued", jobs.c.kind == POLL
+    )
+    rescheduled = (
+        update(table)
+        .where(source.id == source_id)
+        .values(
+            last_success_at=at,
+            next_poll_at=case((queued, at), else_=bindparam("b_next", type_=moment)),
+            effective_interval_s=bindparam("b_interval_s", type_=source.effective_interval_s.type),
+            interval_reason=bindparam("b_reason", type_=source.interval_reason.type),
+        )
+    )
+    with_state = rescheduled.values(state=bindparam("b_state", type_=source.state.type))
+    return released, rescheduled, with_state
 
 
 async def record_poll_failure(

@@ -38,7 +38,16 @@ NOTIFY_ON = ("new", "changes")
 FILTER_LISTS = ("entities", "tags", "events", "urgencies", "source_ids")
 MAX_SILENCE_S = 366 * 86400
 _UPDATABLE = frozenset(
-    {"name", "enabled", "filters", "channel_ids", "mode", "notify_on", "quiet_hours"}
+    {
+        "name",
+        "enabled",
+        "filters",
+        "channel_ids",
+        "mode",
+        "notify_on",
+        "quiet_hours",
+        "system_alerts",
+    }
 )
 _CLOCK = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 
@@ -59,6 +68,7 @@ async def create_subscription(
     notify_on: str = "new",
     quiet_hours: Mapping[str, str] | None = None,
     enabled: bool = True,
+    system_alerts: bool = False,
     sources_of: int | None,
 ) -> Subscription:
     """Add a subscription; ``sources_of`` is whose sources its filters may name (None: any)."""
@@ -71,6 +81,7 @@ async def create_subscription(
         mode=_one_of("mode", mode, MODES),
         notify_on=_one_of("notify_on", notify_on, NOTIFY_ON),
         quiet_hours=_clean_quiet_hours(quiet_hours),
+        system_alerts=bool(system_alerts),
     )
     session.add(subscription)
     await session.flush()
@@ -140,6 +151,8 @@ async def update_subscription(
         subscription.notify_on = _one_of("notify_on", changes["notify_on"], NOTIFY_ON)
     if "quiet_hours" in changes:
         subscription.quiet_hours = _clean_quiet_hours(changes["quiet_hours"])
+    if "system_alerts" in changes:
+        subscription.system_alerts = bool(changes["system_alerts"])
     await session.flush()
     return subscription
 

@@ -84,9 +84,11 @@ async def start_subscription(
     callback_token: str,
     secret: str,
     now: datetime,
+    replacing: WebSubSubscription | None,
 ) -> WebSubSubscription | None:
-    """A pending subscription of the source at ``hub_url``, replacing any earlier one; None
-    when another worker has just made it.
+    """A pending subscription of the source at ``hub_url``, replacing ``replacing`` (the
+    source's row as the caller read it, or None if it read none); None when another worker
+    has made or changed it since, so that only one worker subscribes.
 
     The earlier row (another hub, or one that ended) is reused, with the new token and secret,
     so that whatever its hub still pushes to the old callback is refused.
@@ -103,12 +105,29 @@ async def start_subscription(
         "requested_at": None,
         "last_error": None,
     }
-    row = await get_source_subscription(session, source_id)
-    if row is not None:
-        for name, value in fields.items():
-            setattr(row, name, value)
-        await session.flush()
-        return row
+    if replacing is not None:
+        # Compare and set on what the caller read: of two workers replacing the same row, the
+        # second finds it changed and leaves it to the first.
+        requested = WebSubSubscription.requested_at
+        result = await session.execute(
+            update(WebSubSubscription)
+            .where(
+                WebSubSubscription.id == replacing.id,
+                WebSubSubscription.state == replacing.state,
+                WebSubSubscription.hub_url == replacing.hub_url,
+                WebSubSubscription.topic_url == replacing.topic_url,
+                requested.is_(None)
+                if replacing.requested_at is None
+                else requested == replacing.requested_at,
+            )
+            .values(**fields)
+            .execution_options(synchronize_session=False)
+        )
+        if not result.rowcount:  # type: ignore[attr-defined]
+            return None
+        return await session.get(WebSubSubscription, replacing.id, populate_existing=True)
+    if await get_source_subscription(session, source_id) is not None:
+        return None  # another worker made it after the caller looked
     row = WebSubSubscription(source_id=source_id, created_at=now, **fields)
     try:
         async with session.begin_nested():

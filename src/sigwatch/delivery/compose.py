@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sigwatch.db.alerts import AlertShown
 from sigwatch.db.models import Post
+from sigwatch.db.system_alerts import SystemAlertShown
 from sigwatch.db.types import utcnow
 from sigwatch.delivery.message import AlertMessage, EvidenceItem, MessageKind
 
@@ -126,3 +127,54 @@ def compose_digest(
         created_at=utcnow(),
         kind="digest",
     )
+
+
+#: How a system alert's condition reads in a notification's title.
+CONDITION_NAMES = {"silent": "gone silent", "stale": "serving stale content", "failing": "failing"}
+
+
+def compose_system_message(
+    shown: SystemAlertShown, *, cleared: bool, idempotency_key: str
+) -> AlertMessage:
+    """The notice that a source's freshness alarm was raised, or (``cleared``) that it ended."""
+    alert = shown.alert
+    name = shown.source_name or f"source {alert.source_id}"
+    condition = CONDITION_NAMES.get(alert.condition, alert.condition)
+    if cleared:
+        title = f"Recovered: {name} is no longer {condition}"
+        summary = f"{alert.clear_reason or 'the condition no longer holds'}; it was: {alert.reason}"
+    else:
+        title = f"Source {name} is {condition}"
+        summary = alert.reason
+    moment = (alert.cleared_at if cleared else None) or alert.opened_at
+    return AlertMessage(
+        alert_id=0,
+        idempotency_key=idempotency_key,
+        event=f"system.{alert.condition}",
+        entity=name,
+        title=title,
+        summary=summary[:1].upper() + summary[1:] + ("" if summary.endswith(".") else "."),
+        confidence=1.0,
+        urgency="low" if cleared else "high",
+        url=None,
+        evidence=[],
+        created_at=moment,
+        kind="system_cleared" if cleared else "system_opened",
+        system_alert={
+            "system_alert_id": alert.id,
+            "state": "cleared" if cleared else "open",
+            "condition": alert.condition,
+            "source_id": alert.source_id,
+            "source_name": shown.source_name,
+            "source_kind": shown.source_kind,
+            "reason": alert.reason,
+            "detail": alert.detail,
+            "opened_at": _iso(alert.opened_at),
+            "cleared_at": _iso(alert.cleared_at) if alert.cleared_at else None,
+            "clear_reason": alert.clear_reason,
+        },
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

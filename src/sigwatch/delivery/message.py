@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-MessageKind = Literal["new", "updated", "digest", "test"]
+MessageKind = Literal["new", "updated", "digest", "test", "system_opened", "system_cleared"]
 
 # The Standard Webhooks payload convention: a dotted event type, a timestamp and the data.
 _WEBHOOK_TYPES: dict[str, str] = {
@@ -19,6 +19,8 @@ _WEBHOOK_TYPES: dict[str, str] = {
     "updated": "alert.updated",
     "digest": "alert.digest",
     "test": "alert.test",
+    "system_opened": "system_alert.opened",
+    "system_cleared": "system_alert.cleared",
 }
 
 
@@ -49,9 +51,17 @@ class AlertMessage:
     evidence: list[EvidenceItem]
     created_at: datetime
     kind: MessageKind = "new"
+    #: For a system alert's notice: the alarm as the webhook's ``data`` carries it.
+    system_alert: dict[str, Any] | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """The webhook payload as a JSON-ready dict: ``type``, ``timestamp`` and ``data``."""
+        if self.system_alert is not None:
+            return {
+                "type": _WEBHOOK_TYPES[self.kind],
+                "timestamp": _iso(self.created_at),
+                "data": {"title": self.title, "summary": self.summary, **self.system_alert},
+            }
         return {
             "type": _WEBHOOK_TYPES[self.kind],
             "timestamp": _iso(self.created_at),

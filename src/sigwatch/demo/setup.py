@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sigwatch.auth import hash_password
+from sigwatch.config import Settings
 from sigwatch.db.entities import create_entity, get_entity_by_name
 from sigwatch.db.sources import iter_sources
 from sigwatch.db.users import count_users, create_user, get_user_by_username
@@ -27,14 +28,21 @@ class DemoSetup:
 
 
 async def setup_demo(
-    sessions: async_sessionmaker[AsyncSession], base_url: str, *, secret_key: str = ""
+    sessions: async_sessionmaker[AsyncSession],
+    base_url: str,
+    *,
+    secret_key: str = "",
+    settings: Settings | None = None,
 ) -> DemoSetup:
     """Make the demo ready; safe to run at every start (it only adds what is missing).
 
     The demo feeds are public and have no secret options, so ``secret_key`` (which would seal
-    them) may be left empty.
+    them) may be left empty. Their interval is :data:`DEMO_POLL_INTERVAL_S`, or the rss
+    minimum of ``settings`` when that is longer (``sigwatch up --demo`` lowers it, since the
+    feeds are served by the process itself).
     """
     password: str | None = None
+    minimum_s = (settings or Settings.model_construct()).min_poll_interval_of("rss")
     async with sessions.begin() as session:
         if not await count_users(session):
             password = secrets.token_urlsafe(12)
@@ -55,7 +63,8 @@ async def setup_demo(
                     name=feed.title,
                     config=config,
                     secret_key=secret_key,
-                    poll_interval_s=DEMO_POLL_INTERVAL_S,
+                    poll_interval_s=max(DEMO_POLL_INTERVAL_S, minimum_s),
+                    settings=settings,
                 )
             elif source.config.get("url") != config["url"]:
                 # The demo moved to another port since the last start.

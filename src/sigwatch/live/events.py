@@ -9,6 +9,12 @@ An event is one alert change (an ``alert_history`` row) with the alert as it now
 admins see); ``views`` is internal: for each user the change reaches, the event type and alert as
 that user sees them (from their own sources' evidence). :func:`event_for` picks what one viewer
 is sent; nothing internal ever reaches a client.
+
+A source's freshness alarm raised or cleared is a ``system_alert`` event, without an id (it is
+not replayed: ``GET /api/v1/system-alerts`` has every alarm), sent to admins and to the owner
+of the source (``owner``, internal)::
+
+    {"type": "system_alert", "at": "…", "system_alert": {...SystemAlertOut...}}
 """
 
 from __future__ import annotations
@@ -31,8 +37,10 @@ EVENT_TYPES = {
     "corroborated": "alert.corroborated",
     "status": "alert.status",
 }
+#: The type of a system alert's event (raised or cleared: its ``state`` says which).
+SYSTEM_ALERT = "system_alert"
 #: Fields only the server uses; never sent to clients.
-INTERNAL_FIELDS = frozenset({"views"})
+INTERNAL_FIELDS = frozenset({"views", "owner"})
 #: The alert fields an event carries: those of ``sigwatch.api.alert_schemas.AlertOut`` (kept equal
 #: by tests/live/test_events.py; not imported, since the API imports this package).
 ALERT_FIELDS = (
@@ -108,6 +116,8 @@ def event_for(event: Event, user_id: int | None) -> Event | None:
     """
     if user_id is None:
         return wire_event(event)
+    if event.get("type") == SYSTEM_ALERT:  # the owner of the source sees its alarms
+        return wire_event(event) if event.get("owner") == user_id else None
     views = event.get("views")
     seen = views.get(str(user_id)) if isinstance(views, dict) else None
     if not isinstance(seen, dict):
@@ -145,5 +155,26 @@ async def publish_alert_events(
             history_ids=sorted(history_ids)[:20],
             error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
         )
+        return 0
+    return len(events)
+
+
+def system_alert_event(alert: dict[str, Any], *, owner_id: int | None, at: Any) -> Event:
+    """The live event of a system alert raised or cleared, ``alert`` JSON-ready."""
+    return {
+        "type": SYSTEM_ALERT,
+        "at": to_jsonable_python(at),
+        "system_alert": alert,
+        "owner": owner_id,
+    }
+
+
+async def publish_system_alert_events(bus: LiveBus, events: list[Event]) -> int:
+    """Publish system alert events after their transaction commits; never raises."""
+    try:
+        for event in events:
+            await bus.publish(event)
+    except Exception as exc:
+        log.warning("live publish failed", error=str(exc).splitlines()[0] if str(exc) else "")
         return 0
     return len(events)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from sigwatch.detect.events import EVENT_TYPES, URGENCIES
 from sigwatch.live.bus import GAP, Event, LiveBus
-from sigwatch.live.events import event_for
+from sigwatch.live.events import SYSTEM_ALERT, event_for
 
 #: Events a client may have queued, unsent, before it is dropped as too slow.
 MAX_QUEUE = 1000
@@ -38,7 +38,7 @@ GAP_MESSAGE = {
     "GET /api/v1/alerts for the current state",
 }
 
-EventTypeName = Literal["alert.created", "alert.corroborated", "alert.status"]
+EventTypeName = Literal["alert.created", "alert.corroborated", "alert.status", "system_alert"]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 log = structlog.get_logger(__name__)
@@ -59,7 +59,9 @@ class LiveFilters(BaseModel):
 
     entities: list[Name] | None = Field(None, max_length=500, description="Entity names.")
     events: list[str] | None = Field(None, max_length=20, description="Event kinds, e.g. tge.")
-    types: list[EventTypeName] | None = Field(None, max_length=3, description="Change types.")
+    types: list[EventTypeName] | None = Field(
+        None, max_length=4, description="Change types; system_alert: sources' freshness alarms."
+    )
     min_confidence: float | None = Field(None, ge=0, le=1, description="Lowest confidence.")
     urgency: list[str] | None = Field(None, max_length=4, description="Urgency levels.")
 
@@ -102,6 +104,8 @@ class _Facts:
 
 def event_facts(event: Event) -> _Facts:
     """What filters look at in ``event``; KeyError, TypeError or ValueError if malformed."""
+    if event["type"] == SYSTEM_ALERT:  # about a source, not an event: only `types` applies
+        return _Facts(type=SYSTEM_ALERT, entity="", event="", confidence=1.0, urgency="")
     alert = event["alert"]
     return _Facts(
         type=str(event["type"]),
@@ -125,6 +129,8 @@ class _Match:
         self.urgency = _set(filters.urgency)
 
     def __call__(self, facts: _Facts) -> bool:
+        if facts.type == SYSTEM_ALERT:
+            return self.types is None or SYSTEM_ALERT in self.types
         return (
             (self.entities is None or facts.entity in self.entities)
             and (self.events is None or facts.event in self.events)
@@ -323,7 +329,8 @@ class LiveHub:
             self._gap()
             return 0
         try:
-            event_id = int(event["id"])
+            # A system alert's event has no id: it is not replayed, so it moves no Last-Event-ID.
+            event_id = None if event.get("type") == SYSTEM_ALERT else int(event["id"])
         except (KeyError, TypeError, ValueError):
             log.warning("live hub skipped a malformed event", event_id=event.get("id"))
             return 0

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sigwatch.config import Settings
 from sigwatch.db.audit import record_audit, snapshot
 from sigwatch.db.sources import iter_sources
 from sigwatch.manage.sources import create_source
@@ -32,9 +33,10 @@ async def import_feeds(
     session: AsyncSession,
     feeds: Iterable[OpmlFeed],
     *,
-    poll_interval_s: int,
+    poll_interval_s: int | None,
     secret_key: str,
     actor: str,
+    settings: Settings | None = None,
 ) -> ImportResult:
     """Add each feed whose URL no RSS source has yet (a file's repeats count once), audited.
 
@@ -54,6 +56,7 @@ async def import_feeds(
             config={"url": feed.url},
             secret_key=secret_key,
             poll_interval_s=poll_interval_s,
+            settings=settings,
             owner_id=None,
         )
         after = snapshot(source, exclude=("state", "lease_owner", "lease_expires_at"))

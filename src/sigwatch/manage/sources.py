@@ -15,6 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sigwatch.alerts.freshness import clean_freshness
 from sigwatch.config import Settings
 from sigwatch.db import sources as rows
 from sigwatch.db.models import Source as SourceRow
@@ -24,6 +25,10 @@ from sigwatch.net.breaker import HostHealth
 from sigwatch.net.hosts import fetch_host, read_breakers
 from sigwatch.sources.base import Platforms
 from sigwatch.sources.registry import SOURCE_REGISTRY, options_origin
+
+#: The settings' defaults, for callers that pass no settings (built without reading the
+#: environment).
+_DEFAULT_SETTINGS = Settings.model_construct()
 
 
 async def create_source(
@@ -35,14 +40,21 @@ async def create_source(
     config: Mapping[str, Any],
     secret_key: str,
     enabled: bool = True,
-    poll_interval_s: int = 300,
+    poll_interval_s: int | None = None,
+    settings: Settings | None = None,
 ) -> SourceRow:
     """Add a source, due for polling now, its secrets sealed.
 
-    InvalidInput for an unknown kind, InvalidOptions naming each bad option, Conflict naming the
-    source when the owner already has this kind and address.
+    InvalidInput for an unknown kind or an interval below the kind's minimum, InvalidOptions
+    naming each bad option, Conflict naming the source when the owner already has this kind and
+    address. Without ``poll_interval_s`` the settings' default is used, raised to the kind's
+    minimum; ``settings`` None means the settings' defaults.
     """
     _check_kind(kind)
+    settings = settings or _DEFAULT_SETTINGS
+    if poll_interval_s is None:
+        poll_interval_s = max(settings.poll_interval_s, settings.min_poll_interval_of(kind))
+    check_poll_interval(kind, poll_interval_s, settings)
     options = SOURCE_REGISTRY.validate(kind, config)
     clear = dump_clear(options)
     return await rows.create_source(
@@ -64,13 +76,20 @@ async def update_source(
     *,
     owner_id: int | None,
     secret_key: str,
+    settings: Settings | None = None,
 ) -> SourceRow:
-    """Change name, config, enabled or poll_interval_s; a changed config is polled afresh.
+    """Change name, config, enabled, poll_interval_s or freshness; a new config is polled afresh.
 
-    A config given replaces the stored one, except that a secret option left out, or sent back
+    ``freshness`` replaces the source's own thresholds ({} or None: the settings' again). A
+    config given replaces the stored one, except that a secret option left out, or sent back
     masked as it was shown, keeps its stored value (null removes an optional secret).
     """
     changes = dict(changes)
+    if "poll_interval_s" in changes:
+        source = await rows.get_source(session, source_id, owner_id=owner_id)
+        check_poll_interval(source.kind, changes["poll_interval_s"], settings)
+    if "freshness" in changes:
+        changes["freshness"] = clean_freshness(changes["freshness"])
     if "config" in changes:
         source = await rows.get_source(session, source_id, owner_id=owner_id)
         given = SOURCE_REGISTRY.keep_stored_secrets(
@@ -82,6 +101,21 @@ async def update_source(
             changes["config"] = SOURCE_REGISTRY.seal(source.kind, clear, secret_key)
             changes["origin"] = options_origin(options)
     return await rows.update_source(session, source_id, changes, owner_id=owner_id)
+
+
+def check_poll_interval(kind: str, poll_interval_s: int, settings: Settings | None) -> None:
+    """InvalidInput naming ``poll_interval_s`` and the minimum when the interval is below the
+    kind's (``settings`` None: the settings' defaults)."""
+    minimum = (settings or _DEFAULT_SETTINGS).min_poll_interval_of(kind)
+    if isinstance(poll_interval_s, int) and poll_interval_s < minimum:
+        setting = f"min_poll_interval_{kind}_s"
+        if setting not in Settings.model_fields:
+            setting = "min_poll_interval_s"
+        raise InvalidInput(
+            "poll_interval_s",
+            f"must be at least {minimum} seconds for {kind} sources, the shortest interval "
+            f"their platform allows (SIGWATCH_{setting.upper()})",
+        )
 
 
 def shown_source_config(source: SourceRow, secret_key: str) -> dict[str, Any]:

@@ -77,3 +77,9 @@ HOST_REQUESTS_HELD = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+SYSTEM_ALERTS_OPEN = Gauge(
+    "sigwatch_system_alerts_open",
+    "Sources' freshness alarms open at this worker's last check, by condition.",
+    ["condition"],
+    registry=REGISTRY,
+)

@@ -8,7 +8,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from sigwatch.errors import FetchError, ParseError
 from sigwatch.net.client import FetchedResponse, OutboundClient, redact_url
-from sigwatch.sources.rss import is_feed, parse_feed
+from sigwatch.sources.rss import parse_posts
 
 # Types of <link rel="alternate"> that name a feed. JSON Feed comes last, after the usual paths,
 # because the rss source kind (feedparser) reads RSS and Atom only.
@@ -45,7 +45,7 @@ async def discover_feed(client: OutboundClient, url: str) -> str:
 def _is_feed_response(response: FetchedResponse) -> bool:
     if not response.body.strip():
         return False
-    return is_feed(parse_feed(response))
+    return parse_posts(response).is_feed
 
 
 def _alternate_links(response: FetchedResponse) -> tuple[list[str], list[str]]:

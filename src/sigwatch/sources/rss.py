@@ -7,6 +7,8 @@ import hashlib
 import io
 import re
 import xml.sax
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit
@@ -18,6 +20,7 @@ from sigwatch.errors import ParseError
 from sigwatch.net.client import FetchedResponse, OutboundClient, redact_url, url_problem
 from sigwatch.net.urls import normalised_url
 from sigwatch.sources.base import CollectedPost, FetchResult, Platforms
+from sigwatch.sources.feed_fast import WEBSUB_RELS, FastFeed, is_rfc3023_default, read_feed
 from sigwatch.sources.text import (
     absolutize_urls,
     html_to_text,
@@ -112,17 +115,55 @@ class RssSource:
         if response.status == 304:
             return FetchResult(posts=[], state=new_state, not_modified=True)
 
+        parsed = parse_posts(response)
+        if not parsed.is_feed:
+            raise ParseError(_not_a_feed_message(response, parsed.problem))
+        warnings: list[str] = []
+        content_type = str(response.headers.get("content-type", ""))
+        if parsed.problem is not None and not is_rfc3023_default(parsed.problem, content_type):
+            warnings.append(_bozo_warning(parsed.problem, len(parsed.posts)))
+        new_state = with_websub_links(new_state, parsed.links, response)
+        return FetchResult(posts=parsed.posts, state=new_state, warnings=warnings)
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """One feed document read for sigwatch: its posts, its own links and feedparser's complaint."""
+
+    posts: list[CollectedPost]
+    #: False when the document is no RSS or Atom feed at all.
+    is_feed: bool
+    #: (rel, href) of the feed's own hub and self links, in document order (with_websub_links).
+    links: list[tuple[str, str]]
+    #: What feedparser had to repair (its bozo exception), or None for a clean document.
+    problem: object | None
+    #: True when read by the fast path (:mod:`sigwatch.sources.feed_fast`), else by feedparser.
+    fast: bool
+
+
+def parse_posts(response: FetchedResponse) -> ParsedFeed:
+    """The posts of a fetched feed document, one per entry in feed order.
+
+    A well-formed RSS 2.0 or Atom 1.0 feed of the usual shape is read by the fast path, which
+    gives what feedparser gives; any other document is read by feedparser, in full.
+    """
+    fast = read_feed(response.body, response.headers.get("content-type"))
+    if isinstance(fast, FastFeed):
+        entries, links, found, problem = fast.entries, fast.links, True, None
+    else:
         parsed = parse_feed(response)
         entries = list(parsed.get("entries", []))
-        if not is_feed(parsed):
-            raise ParseError(_not_a_feed_message(response, parsed))
-        warnings: list[str] = []
+        links = [
+            (str(link.get("rel") or ""), str(link.get("href") or ""))
+            for link in (parsed.get("feed") or {}).get("links") or []
+            if link.get("rel") in WEBSUB_RELS
+        ]
+        found = is_feed(parsed)
         problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
-        if problem is not None and not _is_rfc3023_default(problem, response):
-            warnings.append(_bozo_warning(problem, len(entries)))
-        posts = [entry_to_post(entry, response.url) for entry in entries]
-        new_state = with_websub_links(new_state, parsed, response)
-        return FetchResult(posts=posts, state=new_state, warnings=warnings)
+    posts = [entry_to_post(entry, response.url) for entry in entries] if found else []
+    return ParsedFeed(
+        posts=posts, is_feed=found, links=links, problem=problem, fast=isinstance(fast, FastFeed)
+    )
 
 
 def parse_feed(response: FetchedResponse) -> feedparser.FeedParserDict:
@@ -140,21 +181,18 @@ def parse_feed(response: FetchedResponse) -> feedparser.FeedParserDict:
 
 
 def with_websub_links(
-    state: dict[str, Any], parsed: feedparser.FeedParserDict, response: FetchedResponse
+    state: dict[str, Any], feed_links: Sequence[tuple[str, str]], response: FetchedResponse
 ) -> dict[str, Any]:
     """``state`` with the feed's WebSub hub and topic (``websub_hub``, ``websub_topic``), or
     without them when the feed names no hub.
 
     As WebSub discovery says, the HTTP ``Link`` header comes first, then the feed's own links
-    (Atom ``<link>``, or ``atom:link`` in RSS). The topic is the ``rel="self"`` URL, else the
-    URL the feed was fetched from. The worker reads these keys to subscribe (see
-    :mod:`sigwatch.worker.websub`); a hub that is no http(s) URL is ignored.
+    ``feed_links`` (Atom ``<link>``, or ``atom:link`` in RSS; see ParsedFeed.links). The topic
+    is the ``rel="self"`` URL, else the URL the feed was fetched from. The worker reads these
+    keys to subscribe (see :mod:`sigwatch.worker.websub`); a hub that is no http(s) URL is
+    ignored.
     """
     header_links = _link_header(response.headers.get_list("link"))
-    feed_links = [
-        (str(link.get("rel") or ""), str(link.get("href") or ""))
-        for link in (parsed.get("feed") or {}).get("links") or []
-    ]
     found: dict[str, str] = {}
     for rel, href in [*header_links, *feed_links]:
         url = _absolute_http_url(href, response.url)
@@ -185,8 +223,9 @@ def is_feed(parsed: feedparser.FeedParserDict) -> bool:
     return bool(parsed.get("version")) or bool(parsed.get("entries"))
 
 
-def entry_to_post(entry: feedparser.FeedParserDict, base_url: str) -> CollectedPost:
-    """Turn one feed entry into a post, with sanitised HTML and plain text for matching."""
+def entry_to_post(entry: dict[str, Any], base_url: str) -> CollectedPost:
+    """Turn one feed entry (feedparser's, or the fast path's in the same shape) into a post, with
+    sanitised HTML and plain text for matching."""
     title = _title(entry)
     body, body_type = _body(entry)
     if body_type in _HTML_TYPES:
@@ -208,7 +247,7 @@ def entry_to_post(entry: feedparser.FeedParserDict, base_url: str) -> CollectedP
     )
 
 
-def _get(entry: feedparser.FeedParserDict, key: str) -> Any:
+def _get(entry: dict[str, Any], key: str) -> Any:
     # Plain dict lookup: FeedParserDict.get maps "updated" to "published" with a
     # DeprecationWarning, and sigwatch wants the fields exactly as the feed gave them.
     return dict.get(entry, key)
@@ -227,7 +266,7 @@ def _next_state(state: dict[str, Any], response: FetchedResponse) -> dict[str, A
     return new_state
 
 
-def _title(entry: feedparser.FeedParserDict) -> str | None:
+def _title(entry: dict[str, Any]) -> str | None:
     value = _get(entry, "title")
     if not value:
         return None
@@ -237,7 +276,7 @@ def _title(entry: feedparser.FeedParserDict) -> str | None:
     return normalize_whitespace(str(value)) or None
 
 
-def _body(entry: feedparser.FeedParserDict) -> tuple[str, str]:
+def _body(entry: dict[str, Any]) -> tuple[str, str]:
     """The richest body of the entry and its MIME type: full content first, then the summary."""
     contents = [c for c in _get(entry, "content") or [] if c.get("value")]
     html_contents = [c for c in contents if c.get("type") in _HTML_TYPES]
@@ -259,9 +298,7 @@ def _absolute_http_url(link: object, base_url: str) -> str | None:
     return url if urlsplit(url).scheme in ("http", "https") else None
 
 
-def _external_id(
-    entry: feedparser.FeedParserDict, url: str | None, title: str | None, body: str
-) -> str:
+def _external_id(entry: dict[str, Any], url: str | None, title: str | None, body: str) -> str:
     for candidate in (_get(entry, "id"), url):
         if isinstance(candidate, str) and candidate.strip():
             return candidate.strip()
@@ -269,7 +306,7 @@ def _external_id(
     return f"sha256:{digest}"
 
 
-def _published_at(entry: feedparser.FeedParserDict) -> datetime | None:
+def _published_at(entry: dict[str, Any]) -> datetime | None:
     for name in _DATE_FIELDS:
         value = _get(entry, name)
         if value is None:
@@ -282,7 +319,7 @@ def _published_at(entry: feedparser.FeedParserDict) -> datetime | None:
     return None
 
 
-def _raw(entry: feedparser.FeedParserDict) -> dict[str, Any]:
+def _raw(entry: dict[str, Any]) -> dict[str, Any]:
     """A small JSON-safe record of the entry's metadata."""
     raw: dict[str, Any] = {}
     for name in ("id", "link", "title", "author", "published", "updated", "comments"):
@@ -309,20 +346,6 @@ def _raw(entry: feedparser.FeedParserDict) -> dict[str, Any]:
     return raw
 
 
-def _is_rfc3023_default(problem: object, response: FetchedResponse) -> bool:
-    """True when the only complaint is RFC 3023's us-ascii default for text/* without charset.
-
-    Servers send feeds as text/xml without a charset all the time and mean the XML declaration;
-    feedparser decodes them right but flags it, which would warn on every poll for nothing.
-    """
-    content_type = str(response.headers.get("content-type", "")).lower()
-    return (
-        isinstance(problem, feedparser.CharacterEncodingOverride)
-        and "declared as us-ascii" in str(problem)
-        and "charset" not in content_type
-    )
-
-
 def _bozo_warning(exc: object, kept: int) -> str:
     items = f"kept {kept} item" + ("" if kept == 1 else "s")
     if isinstance(exc, xml.sax.SAXParseException):
@@ -338,10 +361,9 @@ def _bozo_warning(exc: object, kept: int) -> str:
     return f"feed has problems ({exc}); {items}"
 
 
-def _not_a_feed_message(response: FetchedResponse, parsed: feedparser.FeedParserDict) -> str:
+def _not_a_feed_message(response: FetchedResponse, exc: object | None) -> str:
     content_type = response.headers.get("content-type", "no Content-Type").split(";")[0].strip()
     detail = ""
-    exc = parsed.get("bozo_exception")
     if isinstance(exc, xml.sax.SAXParseException):
         detail = f", line {exc.getLineNumber()}: {exc.getMessage()}"
     return (

@@ -34,11 +34,12 @@ from sigwatch.db.outbox import (
     record_sent,
     sent_since,
 )
+from sigwatch.db.system_alerts import system_alerts_as_seen
 from sigwatch.db.types import utcnow
 from sigwatch.db.visibility import viewer_ids
 from sigwatch.delivery.channels.base import Channel as Sender
 from sigwatch.delivery.channels.base import DeliveryReceipt
-from sigwatch.delivery.compose import compose_digest, compose_message
+from sigwatch.delivery.compose import compose_digest, compose_message, compose_system_message
 from sigwatch.delivery.message import AlertMessage, MessageKind
 from sigwatch.delivery.retry import is_exhausted, next_attempt_delay_s
 from sigwatch.delivery.send import open_channel
@@ -252,6 +253,14 @@ async def _prepare(session: AsyncSession, jobs: list[_Job]) -> None:
             if d.alert_id and d.channel_id in channels
         },
     )
+    system_seen = await system_alerts_as_seen(
+        session,
+        {
+            (d.system_alert_id, viewers.get(channels[d.channel_id].owner_id))
+            for d in deliveries
+            if d.system_alert_id and d.channel_id in channels
+        },
+    )
     now = utcnow()
     budget: dict[int, int] = {}
     for channel in channels.values():
@@ -272,6 +281,21 @@ async def _prepare(session: AsyncSession, jobs: list[_Job]) -> None:
                 continue
             budget[first.channel_id] -= 1
         viewer = viewers.get(job.channel.owner_id)
+        if first.system_alert_id is not None:
+            notice = system_seen.get((first.system_alert_id, viewer))
+            if notice is None:
+                job.error = (
+                    f"system alert {first.system_alert_id} no longer exists or its owner may "
+                    "no longer see its source"
+                )
+                job.permanent = True
+                continue
+            job.message = compose_system_message(
+                notice,
+                cleared=first.kind == "system_cleared",
+                idempotency_key=first.idempotency_key,
+            )
+            continue
         missing = [d.alert_id for d in job.group if (d.alert_id, viewer) not in seen]
         if missing:
             job.error = f"alert {missing[0]} no longer exists or its owner may no longer see it"

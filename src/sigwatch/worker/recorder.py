@@ -8,6 +8,10 @@ waits at most ``within_s`` for others to join it; the group is committed sooner 
 ``group_size`` outcomes or when no other outcome is on its way (every started send has handed
 its outcome over). Outcomes handed over while a commit runs go in the next group. The database
 so sees one transaction per group, which grows with the rate of answers, not one per outcome.
+
+A caller that need not wait (a poll that stored nothing: its slot is free as soon as its answer
+is in) hands its outcome over with :meth:`GroupRecorder.hand_over` instead, and the group then
+waits the full ``within_s`` for company unless it fills up first.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class GroupRecorder(Generic[T]):
         self._wake = asyncio.Event()
         self._full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._unsettled: set[asyncio.Future[bool]] = set()
         #: How many groups were committed, and how many outcomes they held (for benchmarks).
         self.commits = 0
         self.recorded = 0
@@ -72,15 +77,39 @@ class GroupRecorder(Generic[T]):
 
     async def record(self, outcome: T) -> bool:
         """Wait until ``outcome`` is committed: True, or False when recording it failed."""
-        if self._task is None:
-            raise RuntimeError("GroupRecorder.record outside its async with block")
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((outcome, done))
+        done = self._queue(outcome)
         self._on_the_way = max(0, self._on_the_way - 1)
-        if self._on_the_way == 0 or len(self._pending) >= self._group_size:
+        if self._on_the_way == 0:
+            self._full.set()
+        return await done
+
+    def hand_over(self, outcome: T) -> asyncio.Future[bool]:
+        """Queue ``outcome`` without waiting; the future says whether its group was committed."""
+        return self._queue(outcome)
+
+    @property
+    def unsettled(self) -> int:
+        """Outcomes handed over and not yet committed (or given up)."""
+        return len(self._unsettled)
+
+    async def flush(self) -> None:
+        """Commit what was handed over so far without waiting for company, and wait for it."""
+        if self._unsettled:
+            self._full.set()
+            self._wake.set()
+            await asyncio.gather(*self._unsettled)
+
+    def _queue(self, outcome: T) -> asyncio.Future[bool]:
+        if self._task is None:
+            raise RuntimeError("GroupRecorder used outside its async with block")
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._unsettled.add(done)
+        done.add_done_callback(self._unsettled.discard)
+        self._pending.append((outcome, done))
+        if len(self._pending) >= self._group_size:
             self._full.set()
         self._wake.set()
-        return await done
+        return done
 
     async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._run())
@@ -96,7 +125,7 @@ class GroupRecorder(Generic[T]):
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        for _, done in self._pending:  # only when the block was left by an exception
+        for done in list(self._unsettled):  # only when the block was left unflushed
             if not done.done():
                 done.set_result(False)
         self._pending.clear()

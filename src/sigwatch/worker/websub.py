@@ -91,7 +91,9 @@ def signature_valid(
     return hmac.compare_digest(expected, signature.strip().lower())
 
 
-async def push_fallback_interval_s(session: AsyncSession, source_id: int, interval_s: int) -> int:
+async def push_fallback_interval_s(
+    session: AsyncSession, source_id: int, interval_s: float
+) -> float:
     """The source's next poll interval: slowed to :data:`PUSH_FALLBACK_POLL_S` while a hub
     pushes it (an active subscription), ``interval_s`` otherwise."""
     if await rows.has_active_subscription(session, source_id, now=utcnow()):
@@ -202,6 +204,7 @@ class WebSubSubscriber:
                     callback_token=encrypt_secret(self._secret_key, secrets.token_urlsafe(32)),
                     secret=encrypt_secret(self._secret_key, secrets.token_hex(32)),
                     now=now,
+                    replacing=sub,
                 )
             # Committed before the request: a hub may verify before it even answers.
             if started is not None:

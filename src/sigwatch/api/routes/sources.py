@@ -62,7 +62,8 @@ async def create_source(
         config=body.config,
         secret_key=runtime.secret_key,
         enabled=body.enabled,
-        poll_interval_s=body.poll_interval_s or runtime.settings.poll_interval_s,
+        poll_interval_s=body.poll_interval_s,
+        settings=runtime.settings,
     )
     after = _audited(source, runtime.secret_key)
     await record_audit(session, principal.user, "create", "source", source.id, None, after)
@@ -132,6 +133,7 @@ async def update_source(
         body.model_dump(exclude_unset=True),
         owner_id=principal.owner_filter,
         secret_key=runtime.secret_key,
+        settings=runtime.settings,
     )
     after = _audited(source, runtime.secret_key)
     await record_audit(session, principal.user, "update", "source", source.id, before, after)

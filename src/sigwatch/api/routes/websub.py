@@ -24,12 +24,14 @@ from sigwatch.api.openapi import ErrorOut
 from sigwatch.api.schemas import MAX_INT32
 from sigwatch.db import websub as rows
 from sigwatch.db.models import Source, WebSubSubscription
+from sigwatch.db.schedule import PostRate, record_post_rate
 from sigwatch.db.types import utcnow
 from sigwatch.errors import Forbidden, InvalidInput, NotFound
 from sigwatch.live.events import publish_alert_events
 from sigwatch.net.client import FetchedResponse
 from sigwatch.sources.base import CollectedPost
-from sigwatch.sources.rss import entry_to_post, is_feed, parse_feed
+from sigwatch.sources.rss import parse_posts
+from sigwatch.worker.cadence import learn_post_rate
 from sigwatch.worker.collect import store_and_detect
 from sigwatch.worker.websub import REQUESTED_LEASE_S, signature_valid, token_matches
 
@@ -165,6 +167,10 @@ async def receive_push(
         runtime.detectors,
         alert_threshold(runtime.settings),
     )
+    if stored.new_ids:  # pushed posts teach the source's posting rate as polled ones do
+        before = PostRate(source.post_gap_s, source.post_gap_samples, source.last_new_post_at)
+        learnt = learn_post_rate(before, stored.new_published_at, now)
+        await record_post_rate(session, source.id, learnt)
     await rows.record_push(session, sub.id, accepted=True, now=now)
     await session.commit()
     history = [change.history_id for change in changes if change.history_id is not None]
@@ -195,9 +201,9 @@ def _pushed_posts(
     """The posts of a pushed feed document, made as a poll of the feed makes them."""
     base_url = str(source.config.get("url") or sub.topic_url)
     headers = httpx.Headers({"content-type": content_type} if content_type else {})
-    parsed = parse_feed(FetchedResponse(url=base_url, status=200, headers=headers, body=body))
-    if not is_feed(parsed):
+    parsed = parse_posts(FetchedResponse(url=base_url, status=200, headers=headers, body=body))
+    if not parsed.is_feed:
         raise InvalidInput(
             "body", "is not an RSS or Atom feed: a hub pushes the feed's new content as a feed"
         )
-    return [entry_to_post(entry, base_url) for entry in parsed.get("entries", [])]
+    return parsed.posts

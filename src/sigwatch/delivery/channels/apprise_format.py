@@ -109,6 +109,8 @@ def _headline(message: AlertMessage, budget: _Budget) -> str:
 
 
 def _facts(message: AlertMessage) -> str:
+    if message.system_alert is not None:  # a source's alarm: no confidence or urgency to tell
+        return f"system alert · {_one_line(message.event)} · {_one_line(message.entity)}"
     return (
         f"{_one_line(message.event)} · {_one_line(message.entity)} · confidence "
         f"{round(message.confidence * 100)}% · urgency {_one_line(message.urgency)}"
