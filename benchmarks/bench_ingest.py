@@ -96,7 +96,7 @@ def bare_rows(dialect: str, source_id: int, posts: list[NewPost]) -> list[tuple[
     collected = datetime.now(UTC)
     out = []
     for post in posts:
-        row = _row(source_id, post, collected)
+        row = _row(source_id, post, collected, None)  # the store side scores no sentiment either
         values = []
         for name in COLUMNS:
             value = row[name]
