@@ -13,18 +13,20 @@ CSV).
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sigwatch.db.models import Post
 from sigwatch.db.posts import list_posts
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ExportFormat = Literal["csv", "jsonl", "parquet"]
 TEXT_FORMATS = ("csv", "jsonl")
@@ -53,23 +55,32 @@ POST_FIELDS = (
 #: Posts per database page, and rows per Parquet row group.
 PAGE_SIZE = 1000
 
-#: The Parquet columns, in :data:`POST_FIELDS` order; times are UTC to the microsecond.
-PARQUET_SCHEMA = pa.schema(
-    [
-        pa.field("id", pa.int64(), nullable=False),
-        pa.field("source_id", pa.int64(), nullable=False),
-        pa.field("external_id", pa.string(), nullable=False),
-        pa.field("url", pa.string()),
-        pa.field("author", pa.string()),
-        pa.field("title", pa.string()),
-        pa.field("text", pa.string()),
-        pa.field("published_at", pa.timestamp("us", tz="UTC")),
-        pa.field("collected_at", pa.timestamp("us", tz="UTC")),
-        pa.field("content_hash", pa.string()),
-        pa.field("metrics", pa.string()),
-        pa.field("media_urls", pa.list_(pa.string()), nullable=False),
-    ]
-)
+
+@functools.cache
+def parquet_schema() -> pa.Schema:
+    """The Parquet columns, in :data:`POST_FIELDS` order; times are UTC to the microsecond.
+
+    pyarrow is imported on the first Parquet export, not with this module: it costs a process
+    about 40 MB of memory, and most processes never write Parquet.
+    """
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field("id", pa.int64(), nullable=False),
+            pa.field("source_id", pa.int64(), nullable=False),
+            pa.field("external_id", pa.string(), nullable=False),
+            pa.field("url", pa.string()),
+            pa.field("author", pa.string()),
+            pa.field("title", pa.string()),
+            pa.field("text", pa.string()),
+            pa.field("published_at", pa.timestamp("us", tz="UTC")),
+            pa.field("collected_at", pa.timestamp("us", tz="UTC")),
+            pa.field("content_hash", pa.string()),
+            pa.field("metrics", pa.string()),
+            pa.field("media_urls", pa.list_(pa.string()), nullable=False),
+        ]
+    )
 
 
 def media_urls(post: Post) -> list[str]:
@@ -190,7 +201,9 @@ def _record_batch(posts: list[Post]) -> pa.RecordBatch:
         record["metrics"] = json.dumps(record["metrics"], ensure_ascii=False, sort_keys=True)
         for name in POST_FIELDS:
             columns[name].append(record[name])
-    return pa.RecordBatch.from_pydict(columns, schema=PARQUET_SCHEMA)
+    import pyarrow as pa
+
+    return pa.RecordBatch.from_pydict(columns, schema=parquet_schema())
 
 
 async def _batches(posts: AsyncIterator[Post]) -> AsyncIterator[pa.RecordBatch]:
@@ -211,8 +224,10 @@ async def write_parquet(
     on_progress: Callable[[int], None] | None = None,
 ) -> int:
     """Write posts to the binary ``out`` as Parquet, a row group per page; returns the count."""
+    import pyarrow.parquet as pq
+
     count = 0
-    with pq.ParquetWriter(out, PARQUET_SCHEMA, compression="zstd") as writer:
+    with pq.ParquetWriter(out, parquet_schema(), compression="zstd") as writer:
         async for batch in _batches(posts):
             writer.write_batch(batch, row_group_size=PAGE_SIZE)
             count += batch.num_rows
@@ -253,8 +268,10 @@ class _ChunkSink:
 
 async def parquet_chunks(posts: AsyncIterator[Post]) -> AsyncIterator[bytes]:
     """The Parquet file of ``posts`` as bytes, a row group at a time (for a streamed answer)."""
+    import pyarrow.parquet as pq
+
     sink = _ChunkSink()
-    writer = pq.ParquetWriter(sink, PARQUET_SCHEMA, compression="zstd")
+    writer = pq.ParquetWriter(sink, parquet_schema(), compression="zstd")
     try:
         async for batch in _batches(posts):
             writer.write_batch(batch, row_group_size=PAGE_SIZE)
